@@ -23,7 +23,7 @@ _SOLUTION_BLOCK = re.compile(
 )
 _STUB_BODY = "{indent}# YOUR CODE HERE\n{indent}raise NotImplementedError()\n"
 # A docstring paragraph for instructors only, dropped from the release.
-_INSTRUCTOR_PARAGRAPH = re.compile(r"^Instructors:.*?\n\n", flags=re.MULTILINE | re.DOTALL)
+_INSTRUCTOR_PARAGRAPH = re.compile(r'\n\nInstructors:.*?(?=\n\n|\n""")', flags=re.DOTALL)
 
 
 def strip_solutions(source: str) -> str:

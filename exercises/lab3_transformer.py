@@ -4,6 +4,7 @@ Seven functions turn a language model's next-token logits into text and
 pictures: softmax, top-k selection, greedy decoding, sampling with a
 temperature, top-p (nucleus) filtering, a generation loop and a bar chart of
 the next-token distribution.
+"""
 
 import jax
 import jax.numpy as jnp
