@@ -16,10 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lm_support import _quiet  # noqa: F401  (must precede the jax import)
-import jax
-import jax.numpy as jnp
-from gemma import gm
+from lm_support._backend import gm, jax, jnp
 
 from lm_support import gguf_convert, weights_cache
 from lm_support.model import LanguageModel

@@ -8,9 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from lm_support import _quiet  # noqa: F401  (must precede the jax import)
-import jax
-import jax.numpy as jnp
+from lm_support._backend import jax, jnp
 
 from lm_support.tokenizer import Tokenizer
 

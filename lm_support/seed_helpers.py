@@ -11,8 +11,7 @@ import os
 
 import numpy as np
 
-from lm_support import _quiet  # noqa: F401  (must precede the jax import)
-import jax
+from lm_support._backend import jax
 
 from lm_support.loading import DEFAULT_MODEL, load_model
 from lm_support.model import LanguageModel

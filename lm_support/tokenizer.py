@@ -7,8 +7,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from lm_support import _quiet  # noqa: F401  (must precede the gemma import)
-from gemma import gm
+from lm_support._backend import gm
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,159 @@
+"""The wire format between the grader and the process running student code.
+
+Messages are JSON objects framed by a 4-byte big-endian length. Values are
+plain data only: JSON scalars and strings, lists, tuples, string-keyed dicts,
+NumPy arrays (dtype, shape and base64 bytes), and plotly figures as their
+JSON. `decode_value` rebuilds them in the trusted process from built-in types
+and fresh `numpy.ndarray`s, so no object made by student code (an array
+subclass, a custom `__eq__`) ever reaches a comparison.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import struct
+from typing import Any
+
+import numpy as np
+
+MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+MAX_DEPTH = 8
+MAX_ITEMS = 100_000
+
+# Array dtypes that may cross the channel, by name. bfloat16 comes from
+# ml_dtypes, which JAX installs.
+_ALLOWED_DTYPES = {
+    "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+    "float16", "float32", "float64", "bfloat16",
+}
+
+_HEADER = struct.Struct(">I")
+
+
+class ChannelError(Exception):
+    """A message or value that breaks the wire format."""
+
+
+def _dtype(name: str) -> np.dtype:
+    if name not in _ALLOWED_DTYPES:
+        raise ChannelError(f"unsupported array dtype {name!r}")
+    if name == "bfloat16":
+        import ml_dtypes
+
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(name)
+
+
+def encode_array(array: np.ndarray) -> dict:
+    array = np.ascontiguousarray(array)
+    return {
+        "$array": {
+            "dtype": array.dtype.name,
+            "shape": list(array.shape),
+            "data": base64.b64encode(array.tobytes()).decode("ascii"),
+        }
+    }
+
+
+def decode_array(payload: Any) -> np.ndarray:
+    if not isinstance(payload, dict) or set(payload) != {"dtype", "shape", "data"}:
+        raise ChannelError("malformed array")
+    dtype = _dtype(payload["dtype"])
+    shape = payload["shape"]
+    if not isinstance(shape, list) or not all(type(n) is int and n >= 0 for n in shape):
+        raise ChannelError("malformed array shape")
+    if not isinstance(payload["data"], str):
+        raise ChannelError("malformed array data")
+    raw = base64.b64decode(payload["data"], validate=True)
+    if len(raw) != int(np.prod(shape, dtype=np.int64)) * dtype.itemsize:
+        raise ChannelError("array data does not match its shape")
+    return np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
+
+
+def encode_value(value: Any, depth: int = 0) -> Any:
+    """Encode a value for the wire (used on both sides of the channel)."""
+    if depth > MAX_DEPTH:
+        raise ChannelError("value is nested too deeply")
+    if value is None or type(value) in (bool, int, float, str):
+        return value
+    if isinstance(value, np.ndarray):
+        return encode_array(value)
+    if isinstance(value, np.generic):
+        return encode_array(np.asarray(value))
+    if type(value) in (list, tuple):
+        tag = "$list" if type(value) is list else "$tuple"
+        return {tag: [encode_value(item, depth + 1) for item in value]}
+    if type(value) is dict and all(type(key) is str for key in value):
+        return {"$dict": {key: encode_value(item, depth + 1) for key, item in value.items()}}
+    raise ChannelError(f"cannot send a value of type {type(value).__name__}")
+
+
+def decode_value(wire: Any, depth: int = 0) -> Any:
+    """Rebuild a value from its wire form, accepting only known shapes."""
+    if depth > MAX_DEPTH:
+        raise ChannelError("value is nested too deeply")
+    if wire is None or type(wire) in (bool, int, float, str):
+        return wire
+    if type(wire) is not dict or len(wire) != 1:
+        raise ChannelError("malformed value")
+    (tag, payload), = wire.items()
+    if tag == "$array":
+        return decode_array(payload)
+    if tag in ("$list", "$tuple"):
+        if type(payload) is not list or len(payload) > MAX_ITEMS:
+            raise ChannelError("malformed or oversized sequence")
+        items = [decode_value(item, depth + 1) for item in payload]
+        return items if tag == "$list" else tuple(items)
+    if tag == "$dict":
+        if type(payload) is not dict or len(payload) > MAX_ITEMS:
+            raise ChannelError("malformed or oversized dict")
+        return {str(key): decode_value(item, depth + 1) for key, item in payload.items()}
+    if tag == "$figure":
+        if type(payload) is not str:
+            raise ChannelError("malformed figure")
+        return FigureJSON(payload)
+    raise ChannelError(f"unknown value tag {tag!r}")
+
+
+class FigureJSON(str):
+    """A plotly figure serialised by `plotly.io.to_json`, not yet parsed."""
+
+
+def send(fd: int, message: dict) -> None:
+    payload = json.dumps(message, allow_nan=True).encode("utf-8")
+    if len(payload) > MAX_MESSAGE_BYTES:
+        raise ChannelError(f"message of {len(payload)} bytes exceeds {MAX_MESSAGE_BYTES} bytes")
+    _write_all(fd, _HEADER.pack(len(payload)) + payload)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def read_exactly(fd: int, size: int) -> bytes:
+    chunks = []
+    while size:
+        chunk = os.read(fd, min(size, 1 << 20))
+        if not chunk:
+            raise EOFError("the other side closed the channel")
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
+def receive(fd: int) -> dict:
+    (size,) = _HEADER.unpack(read_exactly(fd, _HEADER.size))
+    if size > MAX_MESSAGE_BYTES:
+        raise ChannelError(f"message of {size} bytes exceeds {MAX_MESSAGE_BYTES} bytes")
+    try:
+        message = json.loads(read_exactly(fd, size))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ChannelError(f"message is not valid JSON: {error}") from None
+    if type(message) is not dict or type(message.get("op")) is not str:
+        raise ChannelError("message has no 'op'")
+    return message

@@ -1,0 +1,133 @@
+"""`grade`: run the suites against one submission and return its report.
+
+Steps: read the submission, start its sandboxed process, run the pytest
+suites in this (trusted) process with `GradingPlugin`, and total the points.
+Whatever the submission does, the result is a complete `GradeReport`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import logging
+import time
+from pathlib import Path
+
+import pytest
+
+from autograder import sandbox
+from autograder.plugin import GradingPlugin, TestResult
+from autograder.student import StudentCode
+from autograder.submission import Submission, read_submission
+
+logger = logging.getLogger(__name__)
+
+SUITES_DIR = Path(__file__).resolve().parent / "suites"
+MAX_SCORE = 100.0
+
+
+@dataclasses.dataclass
+class GradeReport:
+    """The graded result of one submission."""
+
+    submission: str
+    tests: list[TestResult]
+    execution_seconds: float = 0.0
+    notes: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def score(self) -> float:
+        return round(sum(test.score for test in self.tests), 6)
+
+    @property
+    def max_score(self) -> float:
+        return round(sum(test.max_score for test in self.tests), 6)
+
+
+def _pytest_arguments(selection: list[str]) -> list[str]:
+    return [
+        str(SUITES_DIR),
+        "-p", "no:cacheprovider",
+        "-p", "no:terminal",
+        "-p", "no:randomly",
+        "--rootdir", str(SUITES_DIR),
+        "-c", str(SUITES_DIR / "pytest.ini"),
+        "--import-mode=importlib",
+        *selection,
+    ]
+
+
+def _notes_for(submission: Submission) -> list[str]:
+    notes = []
+    if submission.skipped:
+        lines = ", ".join(str(line) for line, _ in submission.skipped[:10])
+        more = " and more" if len(submission.skipped) > 10 else ""
+        notes.append(
+            f"Top-level statements that call functions were not run by the grader (lines {lines}{more}); "
+            "only imports, definitions and constant assignments are graded."
+        )
+    return notes
+
+
+def run_suites(student: StudentCode, model_name: str, public_only: bool, selection: list[str]) -> list[TestResult]:
+    """Run the pytest suites in this process and return one result per test."""
+    plugin = GradingPlugin(student, model_name=model_name, public_only=public_only)
+    pytest_output = io.StringIO()
+    with contextlib.redirect_stdout(pytest_output):
+        exit_code = pytest.main(_pytest_arguments(selection), plugins=[plugin])
+    logger.debug("pytest exited with %s:\n%s", exit_code, pytest_output.getvalue())
+    if exit_code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+        raise RuntimeError(f"The grading suites could not run (pytest exit code {exit_code}).")
+
+    # A test that never reported (an error in a session fixture) scores 0.
+    reported = {id(result) for result in plugin.results}
+    for result in plugin.collected:
+        if id(result) not in reported:
+            result.output = result.output or "This check did not run."
+            plugin.results.append(result)
+    return plugin.results
+
+
+def grade(
+    path: Path,
+    *,
+    model_name: str = "Gemma-270M",
+    public_only: bool = False,
+    limits: sandbox.Limits = sandbox.Limits(),
+    selection: list[str] | None = None,
+) -> GradeReport:
+    """Grade the submission at `path` and return its report."""
+    started = time.monotonic()
+    submission = read_submission(path)
+    notes = _notes_for(submission)
+
+    source = submission.source
+    if submission.syntax_error:
+        notes.insert(0, f"Your file could not be run: {submission.syntax_error}")
+        # Grade a module that raises the same error, so every test reports it.
+        source = f"raise SyntaxError({submission.syntax_error!r})\n"
+
+    with sandbox.Sandbox(source, limits) as box:
+        try:
+            box.start()
+        except sandbox.SubmissionFailure as error:
+            logger.info("Submission %s failed to load: %s", submission.path, error)
+            if not submission.syntax_error:
+                notes.insert(0, str(error)[:1].upper() + str(error)[1:])
+        student = StudentCode(box)
+        tests = run_suites(student, model_name, public_only, selection or [])
+        printed = box.take_output().strip()
+    if printed:
+        notes.append(f"Your code printed while being loaded:\n{printed}")
+    return GradeReport(str(submission.path), tests, time.monotonic() - started, notes)
+
+
+def list_tests() -> list[TestResult]:
+    """Return every test of the suites with its points and visibility."""
+    plugin = GradingPlugin(student=None, model_name="Gemma-270M", public_only=False)
+    with contextlib.redirect_stdout(io.StringIO()):
+        exit_code = pytest.main(_pytest_arguments(["--collect-only"]), plugins=[plugin])
+    if exit_code != pytest.ExitCode.OK:
+        raise RuntimeError(f"The grading suites could not be collected (pytest exit code {exit_code}).")
+    return plugin.collected

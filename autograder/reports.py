@@ -1,0 +1,88 @@
+"""Report writers, one per output format: text, json, gradescope and junit."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ElementTree
+
+from autograder.grading import GradeReport
+
+FORMATS = ("text", "json", "gradescope", "junit")
+
+
+def _points(value: float) -> str:
+    return f"{value:g}"
+
+
+def to_text(report: GradeReport) -> str:
+    """A score table followed by the feedback of each test that lost points."""
+    width = max((len(test.name) for test in report.tests), default=10)
+    lines = [f"Submission: {report.submission}", ""]
+    for test in report.tests:
+        mark = "PASS" if test.status == "passed" else "FAIL"
+        lines.append(f"{mark}  {test.name:<{width}}  {_points(test.score):>4} / {_points(test.max_score)}")
+    lines.append("")
+    lines.append(f"Score: {_points(report.score)} / {_points(report.max_score)}")
+
+    failures = [test for test in report.tests if test.status != "passed"]
+    if failures:
+        lines += ["", "Feedback", "--------"]
+        for test in failures:
+            lines.append(f"[{test.name}] ({_points(test.max_score)} points)")
+            lines += [f"  {line}" for line in (test.output or "No details.").splitlines()]
+            lines.append("")
+    for note in report.notes:
+        lines += ["", f"Note: {note}"]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def to_json(report: GradeReport) -> str:
+    """One JSON object in Gradescope's `results.json` layout."""
+    payload = {
+        "score": report.score,
+        "max_score": report.max_score,
+        "execution_time": round(report.execution_seconds, 3),
+        "output": "\n\n".join(report.notes),
+        "tests": [
+            {
+                "name": test.name,
+                "score": test.score,
+                "max_score": test.max_score,
+                "status": "passed" if test.status == "passed" else "failed",
+                "output": test.output,
+                "visibility": test.visibility,
+                "tags": [test.exercise],
+            }
+            for test in report.tests
+        ],
+    }
+    return json.dumps(payload, indent=2) + "\n"
+
+
+def to_junit(report: GradeReport) -> str:
+    """JUnit XML, one test case per check, for CI systems."""
+    failures = sum(test.status != "passed" for test in report.tests)
+    suite = ElementTree.Element(
+        "testsuite", name="lm-grade", tests=str(len(report.tests)), failures=str(failures),
+        time=f"{report.execution_seconds:.3f}",
+    )
+    for test in report.tests:
+        case = ElementTree.SubElement(suite, "testcase", classname=test.exercise, name=test.name)
+        ElementTree.SubElement(case, "properties").extend([
+            ElementTree.Element("property", name="score", value=_points(test.score)),
+            ElementTree.Element("property", name="max_score", value=_points(test.max_score)),
+        ])
+        if test.status != "passed":
+            failure = ElementTree.SubElement(case, "failure", message=test.status)
+            failure.text = test.output
+    return ElementTree.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def render(report: GradeReport, output_format: str) -> str:
+    if output_format == "text":
+        return to_text(report)
+    if output_format in ("json", "gradescope"):
+        return to_json(report)
+    if output_format == "junit":
+        return to_junit(report)
+    raise ValueError(f"Unknown format {output_format!r}; choose one of {', '.join(FORMATS)}.")

@@ -1,0 +1,330 @@
+"""Run student code in a separate, resource-limited process.
+
+The grader (trusted) talks to `autograder.worker` (untrusted) through two
+pipes that carry only `autograder.channel` messages. The child's stdout and
+stderr go to other pipes whose last few kilobytes are kept for feedback, so
+any amount of output neither blocks the child nor fills the grader's memory.
+A child that dies, times out or breaks the protocol is killed with its whole
+process group, and the next call starts a fresh one.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+import os
+import resource
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from typing import Any, Callable
+
+from autograder import channel
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """Resource limits of one submission's child process."""
+
+    call_seconds: float = 60.0  # wall clock per call, excluding model time in the grader
+    submission_seconds: float = 900.0  # wall clock of all calls together
+    load_seconds: float = 60.0  # importing the submission
+    cpu_seconds: int = 900  # RLIMIT_CPU of the child
+    memory_bytes: int = 8 * 1024**3  # RLIMIT_AS; JAX reserves much virtual memory
+    file_bytes: int = 16 * 1024**2  # RLIMIT_FSIZE: largest file the child may write
+    open_files: int = 256  # RLIMIT_NOFILE
+    processes: int = 64  # RLIMIT_NPROC, not enforced for root
+    output_bytes: int = 8 * 1024  # kept tail of stdout and stderr
+
+
+class SubmissionFailure(Exception):
+    """Base of what can go wrong in student code, as seen by a test."""
+
+
+class StudentError(SubmissionFailure):
+    """The student's function raised an exception."""
+
+    def __init__(self, function: str, error_type: str, message: str, traceback: str):
+        super().__init__(f"{function} raised {error_type}: {message}")
+        self.function = function
+        self.error_type = error_type
+        self.message = message
+        self.traceback = traceback
+
+
+class LoadError(SubmissionFailure):
+    """The submission could not be imported."""
+
+    def __init__(self, error_type: str, message: str, traceback: str):
+        super().__init__(f"the submission could not be run: {error_type}: {message}")
+        self.traceback = traceback
+
+
+class MissingFunction(SubmissionFailure):
+    def __init__(self, function: str):
+        super().__init__(f"the submission does not define a function named {function}()")
+
+
+class LimitExceeded(SubmissionFailure):
+    """A time or resource limit ended the call."""
+
+
+class InvalidReturn(SubmissionFailure):
+    """The function returned something that is not plain data."""
+
+
+class ChildCrashed(SubmissionFailure):
+    """The child process exited or broke the protocol during a call."""
+
+
+@dataclasses.dataclass
+class Callback:
+    """One model or tokenizer call that student code made through a proxy."""
+
+    method: str
+    args: tuple
+
+
+class Sandbox:
+    """A child process holding one submission, restarted after a failure.
+
+    Args:
+      source: the submission's Python source (already filtered).
+      limits: resource limits.
+      workdir: the child's working directory, private to this submission.
+    """
+
+    def __init__(self, source: str, limits: Limits = Limits(), workdir: str | None = None):
+        self.source = source
+        self.limits = limits
+        self.workdir = workdir or tempfile.mkdtemp(prefix="lm-grade-")
+        self.functions: list[str] = []
+        self._process: subprocess.Popen | None = None
+        self._to_child = self._from_child = -1
+        self._output: collections.deque[bytes] = collections.deque()
+        self._output_size = 0
+        self._output_lock = threading.Lock()
+        self._student_seconds = 0.0
+        self.load_error: LoadError | None = None
+        self.restarts = 0
+
+    # Process lifetime.
+
+    def _preexec(self) -> None:
+        """Apply rlimits in the child, before it executes Python."""
+        limits = self.limits
+        resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds))
+        resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limits.open_files, limits.open_files))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if os.getuid() != 0:
+            resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
+
+    def _child_environment(self) -> dict[str, str]:
+        keep = ("PATH", "LANG", "LC_ALL", "TF_CPP_MIN_LOG_LEVEL")
+        env = {name: os.environ[name] for name in keep if name in os.environ}
+        env.update(HOME=self.workdir, TMPDIR=self.workdir, JAX_PLATFORMS="cpu",
+                   PYTHONDONTWRITEBYTECODE="1", MPLBACKEND="Agg", XLA_FLAGS="--xla_cpu_multi_thread_eigen=true")
+        return env
+
+    def start(self) -> None:
+        """Start a child and import the submission in it."""
+        to_child_read, to_child_write = os.pipe()
+        from_child_read, from_child_write = os.pipe()
+        # `-I` (isolated mode) ignores PYTHON* variables and the user site.
+        command = [sys.executable, "-I", "-m", "autograder.worker", str(to_child_read), str(from_child_write)]
+        self._process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            pass_fds=(to_child_read, from_child_write),
+            cwd=self.workdir,
+            env=self._child_environment(),
+            preexec_fn=self._preexec,
+            start_new_session=True,  # its own process group, killed as a whole
+        )
+        os.close(to_child_read)
+        os.close(from_child_write)
+        self._to_child, self._from_child = to_child_write, from_child_read
+        threading.Thread(target=self._drain_output, args=(self._process.stdout,), daemon=True).start()
+
+        channel.send(self._to_child, {"op": "load", "source": self.source})
+        try:
+            reply = self._wait_reply(self.limits.load_seconds, on_ask=None, what="importing the submission")
+        except SubmissionFailure as error:
+            # Importing again would fail again: every later call reports this.
+            self.load_error = LoadError(type(error).__name__, str(error), "")
+            raise self.load_error from None
+        if reply["op"] == "loaded":
+            self.functions = [name for name in reply.get("functions", []) if isinstance(name, str)]
+            return
+        self.load_error = LoadError(
+            str(reply.get("type", "Error")), str(reply.get("message", "")), str(reply.get("traceback", ""))
+        )
+        self.stop()
+        raise self.load_error
+
+    def stop(self) -> None:
+        """Kill the child and every process it started in its group."""
+        process, self._process = self._process, None
+        for fd in (self._to_child, self._from_child):
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self._to_child = self._from_child = -1
+        if process is None:
+            return
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait()
+
+    def __enter__(self) -> "Sandbox":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    # Student output.
+
+    def _drain_output(self, stream) -> None:
+        for chunk in iter(lambda: stream.read1(65536), b""):
+            with self._output_lock:
+                self._output.append(chunk)
+                self._output_size += len(chunk)
+                while self._output_size - len(self._output[0]) >= self.limits.output_bytes:
+                    self._output_size -= len(self._output.popleft())
+
+    def take_output(self) -> str:
+        """Return and clear the tail of what the child printed."""
+        with self._output_lock:
+            data = b"".join(self._output)
+            self._output.clear()
+            self._output_size = 0
+        text = data[-self.limits.output_bytes:].decode("utf-8", errors="replace")
+        return text
+
+    # Calls.
+
+    def _wait_reply(self, timeout: float, on_ask: Callable[[str, list], Any] | None, what: str) -> dict:
+        """Read messages until the child's reply, answering its model requests."""
+        student_seconds = 0.0
+        while True:
+            remaining_total = self.limits.submission_seconds - self._student_seconds - student_seconds
+            remaining = min(timeout - student_seconds, remaining_total)
+            started = time.monotonic()
+            ready, _, _ = select.select([self._from_child], [], [], max(remaining, 0))
+            student_seconds += time.monotonic() - started
+            if not ready:
+                self._student_seconds += student_seconds
+                self.stop()
+                which = "per-call" if remaining < remaining_total else "whole-submission"
+                limit = timeout if which == "per-call" else self.limits.submission_seconds
+                raise LimitExceeded(f"{what} took longer than the {which} time limit of {limit:.0f} s")
+            message = self._receive(what)
+            if message["op"] != "ask":
+                self._student_seconds += student_seconds
+                return message
+            self._answer(message, on_ask)
+
+    def _receive(self, what: str) -> dict:
+        try:
+            return channel.receive(self._from_child)
+        except (EOFError, channel.ChannelError, OSError) as error:
+            code = self._process.poll() if self._process else None
+            if code is None and self._process is not None:
+                try:
+                    code = self._process.wait(timeout=2)
+                except subprocess.TimeoutExpired:
+                    pass
+            self.stop()
+            raise ChildCrashed(self._describe_exit(code, what, error)) from None
+
+    def _describe_exit(self, code: int | None, what: str, error: Exception) -> str:
+        if code is None:
+            return f"the submission broke the grader's protocol while {what} ({error})"
+        if code < 0:
+            signal_name = signal.Signals(-code).name
+            reason = {
+                "SIGXCPU": f"it used more than {self.limits.cpu_seconds} s of CPU time",
+                "SIGXFSZ": f"it wrote a file larger than {self.limits.file_bytes} bytes",
+                "SIGKILL": "it was killed, perhaps for using too much memory",
+                "SIGSEGV": "it crashed (segmentation fault), perhaps for running out of memory",
+            }.get(signal_name, f"it received {signal_name}")
+            return f"the submission's process ended while {what}: {reason}"
+        return f"the submission's process exited with status {code} while {what}"
+
+    def _answer(self, message: dict, on_ask: Callable[[str, list], Any] | None) -> None:
+        try:
+            if on_ask is None:
+                raise ValueError("no model or tokenizer is available here")
+            method = message.get("method")
+            args = [channel.decode_value(arg) for arg in message.get("args", [])]
+            value = on_ask(str(method), args)
+            reply = {"op": "answer", "value": channel.encode_value(value)}
+        except (TypeError, ValueError, channel.ChannelError) as error:
+            reply = {"op": "error", "type": type(error).__name__, "message": str(error)}
+        channel.send(self._to_child, reply)
+
+    def call(
+        self,
+        function: str,
+        args: list,
+        kwargs: dict,
+        on_ask: Callable[[str, list], Any] | None = None,
+        use_reference: tuple[str, ...] = (),
+        repeat_with_keys: dict | None = None,
+        return_argument: int | None = None,
+    ) -> Any:
+        """Call `function` in the child with already-encoded arguments.
+
+        Returns the decoded return value, or raises a `SubmissionFailure`.
+        With `repeat_with_keys` (`{"index", "seeds", "kind"}`), the child
+        calls the function once per seed with a PRNG key at argument `index`
+        and the result is the list of return values. With `return_argument`,
+        the result is that argument as it is after the call.
+        """
+        if self.load_error is not None:
+            raise self.load_error
+        if self._process is None:
+            self.start()
+            self.restarts += 1
+        if function not in self.functions:
+            raise MissingFunction(function)
+
+        message = {"op": "call", "function": function, "args": args, "kwargs": kwargs,
+                   "use_reference": list(use_reference), "repeat_with_keys": repeat_with_keys,
+                   "return_argument": return_argument}
+        try:
+            channel.send(self._to_child, message)
+        except OSError:
+            self.stop()
+            raise ChildCrashed("the submission's process ended before the call") from None
+        reply = self._wait_reply(self.limits.call_seconds, on_ask, what=f"running {function}()")
+
+        op = reply["op"]
+        if op == "returned":
+            try:
+                return channel.decode_value(reply.get("value"))
+            except channel.ChannelError as error:
+                raise InvalidReturn(f"{function}() returned a value the grader cannot read: {error}") from None
+        if op == "raised":
+            raise StudentError(function, str(reply.get("type")), str(reply.get("message")), str(reply.get("traceback")))
+        if op == "invalid":
+            raise InvalidReturn(f"{function}() {reply.get('message')}")
+        if op == "missing":
+            raise MissingFunction(function)
+        self.stop()
+        raise ChildCrashed(f"the submission broke the grader's protocol while running {function}()")

@@ -1,0 +1,159 @@
+"""`StudentCode`: call the submission's functions from a test, as if in-process.
+
+Arguments are encoded for the channel here: NumPy arrays as data, `AsJax`
+wrappers as JAX arrays built in the child, `Key` as a JAX PRNG key built in
+the child, and models or tokenizers as proxies whose calls come back here and
+are recorded in `StudentCode.asks`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from autograder import channel
+from autograder.sandbox import Callback, Sandbox
+
+
+@dataclasses.dataclass(frozen=True)
+class AsJax:
+    """Send this array as a `jax.Array`."""
+
+    array: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class Key:
+    """A JAX PRNG key made in the child: `jax.random.key(seed)` or `PRNGKey(seed)`."""
+
+    seed: int
+    typed: bool = True
+
+
+def _tokenizer_info(tokenizer) -> dict:
+    special = tokenizer.special_tokens
+    return {
+        "special_tokens": {name: int(getattr(special, name)) for name in ("BOS", "EOS", "PAD", "UNK")},
+        "vocab_size": int(tokenizer.vocab_size),
+    }
+
+
+def _is_model(value: Any) -> bool:
+    return hasattr(value, "next_token_logits") and hasattr(value, "tokenizer")
+
+
+def _is_tokenizer(value: Any) -> bool:
+    return hasattr(value, "encode") and hasattr(value, "decode") and hasattr(value, "special_tokens")
+
+
+class StudentCode:
+    """The functions of one submission, running in a `Sandbox`."""
+
+    def __init__(self, sandbox: Sandbox):
+        self.sandbox = sandbox
+        self.asks: list[Callback] = []
+        self._handles: dict[str, Any] = {}
+
+    def _encode_argument(self, value: Any) -> Any:
+        if isinstance(value, AsJax):
+            return {"$jax": channel.encode_array(np.asarray(value.array))["$array"]}
+        if isinstance(value, Key):
+            return {"$key": {"seed": int(value.seed), "kind": "typed" if value.typed else "raw"}}
+        if _is_model(value):
+            handle = f"model{len(self._handles)}"
+            self._handles[handle] = value
+            info = {
+                "name": str(getattr(value, "name", "model")),
+                "vocab_size": int(value.vocab_size),
+                "tokenizer": _tokenizer_info(value.tokenizer),
+            }
+            return {"$model": {"handle": handle, "info": info}}
+        if _is_tokenizer(value):
+            handle = f"tokenizer{len(self._handles)}"
+            self._handles[handle] = value
+            return {"$tokenizer": {"handle": handle, "info": _tokenizer_info(value)}}
+        return channel.encode_value(value)
+
+    def _answer(self, method: str, args: list) -> Any:
+        """Run a proxied model or tokenizer method for the child."""
+        handle, _, name = method.rpartition(".")
+        owner = handle.removesuffix(".tokenizer")
+        target = self._handles.get(owner)
+        if target is None:
+            raise ValueError(f"unknown object {handle!r}")
+        if handle.endswith(".tokenizer"):
+            target = target.tokenizer
+        self.asks.append(Callback(name, tuple(args)))
+
+        if name == "next_token_logits" and _is_model(target):
+            (token_ids,) = args
+            return np.asarray(target.next_token_logits(_token_ids(token_ids)), dtype=np.float32)
+        if name == "encode" and _is_tokenizer(target):
+            text, add_bos, add_eos = args
+            if not isinstance(text, str):
+                raise TypeError(f"encode() expects a str, got {type(text).__name__}")
+            return [int(i) for i in target.encode(text, add_bos=bool(add_bos), add_eos=bool(add_eos))]
+        if name == "decode" and _is_tokenizer(target):
+            (token_ids,) = args
+            return str(target.decode(_token_ids(token_ids, allow_scalar=True)))
+        raise ValueError(f"unknown method {name!r}")
+
+    def call(
+        self,
+        function: str,
+        *args: Any,
+        use_reference: tuple[str, ...] = (),
+        return_argument: int | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Call `function(*args, **kwargs)` in the submission and return its result.
+
+        `use_reference` names helper functions (e.g. `softmax`) that the call
+        runs with the grader's versions instead of the student's. With
+        `return_argument`, return that argument as it is after the call.
+        """
+        self.asks.clear()
+        self._handles.clear()
+        wire_args = [self._encode_argument(value) for value in args]
+        wire_kwargs = {key: self._encode_argument(value) for key, value in kwargs.items()}
+        return self.sandbox.call(function, wire_args, wire_kwargs, on_ask=self._answer,
+                                 use_reference=use_reference, return_argument=return_argument)
+
+    def call_with_keys(self, function: str, *args: Any, seeds: list[int], typed: bool = True, **kwargs: Any) -> list:
+        """Call `function` once per seed, passing a PRNG key where `args` holds a `Key`."""
+        index = next(i for i, value in enumerate(args) if isinstance(value, Key))
+        self.asks.clear()
+        self._handles.clear()
+        wire_args = [self._encode_argument(value) for value in args]
+        wire_kwargs = {key: self._encode_argument(value) for key, value in kwargs.items()}
+        repeat = {"index": index, "seeds": [int(seed) for seed in seeds], "kind": "typed" if typed else "raw"}
+        return self.sandbox.call(function, wire_args, wire_kwargs, on_ask=self._answer, repeat_with_keys=repeat)
+
+    def __getattr__(self, function: str):
+        if function.startswith("_"):
+            raise AttributeError(function)
+        return lambda *args, **kwargs: self.call(function, *args, **kwargs)
+
+
+def _token_ids(value: Any, allow_scalar: bool = False) -> list[int] | int:
+    """Validate token ids sent by student code: ints, or an integer array."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if allow_scalar:
+            return value
+        raise TypeError("token_ids must be a sequence of ints, not a single int")
+    array = np.asarray(value) if not isinstance(value, np.ndarray) else value
+    if array.dtype == object or array.ndim > 1 or (array.size and not np.issubdtype(array.dtype, np.integer)):
+        raise TypeError(f"token ids must be integers in a list or 1-D array, got {describe_type(value)}")
+    if array.ndim == 0:
+        if allow_scalar:
+            return int(array)
+        raise TypeError("token_ids must be a sequence of ints, not a single int")
+    return [int(i) for i in array]
+
+
+def describe_type(value: Any) -> str:
+    if isinstance(value, np.ndarray):
+        return f"an array of dtype {value.dtype} and shape {value.shape}"
+    return type(value).__name__
