@@ -74,3 +74,78 @@ def as_token_id(value, what: str) -> int:
     if isinstance(value, np.ndarray) and value.ndim == 0 and np.issubdtype(value.dtype, np.integer):
         return int(value)
     raise CheckFailed(what, "a token id (an int)", value, hint="Return int(token_id).")
+
+
+# Each statistical test wrongly fails a correct sampler with probability at
+# most this (the chi-square test's significance level).
+FALSE_FAILURE_PROBABILITY = 1e-6
+MIN_EXPECTED_COUNT = 5  # per chi-square bin, so the chi-square approximation holds
+
+
+def chi_square_p_value(draws: np.ndarray, probs: np.ndarray) -> tuple[float, list[tuple[str, int, float]]]:
+    """Test whether `draws` (token ids) follow `probs`.
+
+    Tokens whose expected count is at least `MIN_EXPECTED_COUNT` get a bin
+    each; the rest share an "other" bin. Returns the p-value of Pearson's
+    chi-square statistic and the bins as (label, observed, expected).
+    """
+    from scipy import stats
+
+    count = draws.size
+    expected = probs * count
+    order = np.argsort(-probs, kind="stable")
+    own_bins = [int(i) for i in order if expected[i] >= MIN_EXPECTED_COUNT]
+    observed_counts = np.bincount(draws, minlength=probs.size)
+    bins = [(f"token {i}", int(observed_counts[i]), float(expected[i])) for i in own_bins]
+    rest_observed = count - sum(observed for _, observed, _ in bins)
+    rest_expected = count - sum(expected_count for _, _, expected_count in bins)
+    if rest_expected >= MIN_EXPECTED_COUNT:
+        bins.append(("other", int(rest_observed), float(rest_expected)))
+    elif rest_observed and bins:
+        # Too rare to test alone: merge into the last bin.
+        label, observed, expected_count = bins[-1]
+        bins[-1] = (label + " and others", observed + rest_observed, expected_count + rest_expected)
+    observed = np.array([b[1] for b in bins], dtype=np.float64)
+    expected_bins = np.array([b[2] for b in bins], dtype=np.float64)
+    statistic = float(np.sum((observed - expected_bins) ** 2 / expected_bins))
+    return float(stats.chi2.sf(statistic, df=len(bins) - 1)), bins
+
+
+class ScriptedModel:
+    """A stand-in model with chosen logits, for properties the real model cannot show.
+
+    `logits_for_step(step)` returns the logits for generation step `step`
+    (0 for the first new token). The real tokenizer is used, so decoded text
+    is real text.
+    """
+
+    def __init__(self, tokenizer, logits_for_step, name: str = "scripted"):
+        self.name = name
+        self.tokenizer = tokenizer
+        self.vocab_size = int(tokenizer.vocab_size)
+        self._logits_for_step = logits_for_step
+        self._prompt_length: int | None = None
+
+    def start(self, prompt: str) -> None:
+        self._prompt_length = len(self.tokenizer.encode(prompt, add_bos=True))
+
+    def next_token_logits(self, token_ids) -> np.ndarray:
+        step = len(token_ids) - (self._prompt_length or len(token_ids))
+        return np.asarray(self._logits_for_step(step), dtype=np.float32)
+
+
+def one_hot_logits(vocab_size: int, token_id: int) -> np.ndarray:
+    logits = np.full(vocab_size, -30.0, dtype=np.float32)
+    logits[token_id] = 30.0
+    return logits
+
+
+def word_token_ids(tokenizer, words) -> list[int]:
+    """The id of each word, which must be a single token."""
+    ids = []
+    for word in words:
+        encoded = tokenizer.encode(word)
+        if len(encoded) != 1:
+            raise ValueError(f"{word!r} is not a single token")
+        ids.append(encoded[0])
+    return ids

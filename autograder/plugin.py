@@ -20,6 +20,11 @@ from autograder.student import StudentCode
 
 logger = logging.getLogger(__name__)
 
+# The Lab 3 functions in the order the lab teaches them; reports follow it.
+EXERCISES = (
+    "softmax", "top_k", "greedy_next_token", "sample_next_token", "top_p_filter", "generate", "plot_next_token",
+)
+
 VISIBLE = "visible"
 HIDDEN = "after_due_date"  # Gradescope's name for tests shown after the deadline
 
@@ -44,6 +49,8 @@ def test_metadata(item: pytest.Item) -> TestResult:
     exercise = item.get_closest_marker("exercise")
     if points is None or exercise is None:
         raise pytest.UsageError(f"{item.nodeid} needs both a points and an exercise marker")
+    if exercise.args[0] not in EXERCISES:
+        raise pytest.UsageError(f"{item.nodeid} names an unknown exercise {exercise.args[0]!r}")
     doc = (item.function.__doc__ or item.name).strip().splitlines()[0].rstrip(".")
     visibility = HIDDEN if item.get_closest_marker("hidden") else VISIBLE
     return TestResult(
@@ -104,6 +111,7 @@ class GradingPlugin:
                 continue
             item.stash[_RESULT_KEY] = metadata
             kept.append(item)
+        kept.sort(key=lambda item: EXERCISES.index(item.stash[_RESULT_KEY].exercise))  # stable: file order within
         items[:] = kept
         self.collected = [item.stash[_RESULT_KEY] for item in kept]
 

@@ -88,7 +88,8 @@ class LanguageModel:
         tokens = np.full((1, length), self.tokenizer.special_tokens.PAD, dtype=np.int32)
         tokens[0, :ids.size] = ids
         logits = self._forward(self.params, jnp.asarray(tokens))
-        return np.asarray(logits[0], dtype=np.float32)
+        # np.array copies: the caller gets a writable array of its own.
+        return np.array(logits[0], dtype=np.float32)
 
     def next_token_probabilities(self, token_ids: Sequence[int]) -> np.ndarray:
         """Return the softmax of `next_token_logits`, computed in float64."""

@@ -8,6 +8,7 @@ embedded model.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -39,16 +40,16 @@ def generate_ids(
     max_new_tokens: int,
     do_sample: bool,
     rng: jax.Array | None,
+    forbidden_ids: Sequence[int] = (),
 ) -> list[int]:
     """Return up to `max_new_tokens` new token ids, stopping after EOS.
 
     Greedy decoding takes the largest logit (lowest id on ties); sampling
     draws from the softmax of the logits with a key split off at every step.
-    Image markers are never generated.
+    Tokens in `forbidden_ids` are never generated.
     """
     eos = int(model.tokenizer.special_tokens.EOS)
-    # Like `gm.text.Sampler`, never emit image markers in text-only output.
-    forbidden = [int(token) for token in model.tokenizer.FORBIDDEN_TOKENS]
+    forbidden = [int(token) for token in forbidden_ids]
     key = _fresh_key() if rng is None else rng
     context = list(prompt_ids)
     new_ids: list[int] = []
@@ -98,5 +99,6 @@ def prompt_transformer_model(
     model = load_model(model_name)
     prompt_ids = model.tokenizer.encode(input_text, add_bos=True)
     next_token_logits = model.next_token_logits(prompt_ids)
-    new_ids = generate_ids(model, prompt_ids, max_new_tokens, do_sample, rng)
+    # Like `gm.text.Sampler`, never emit image markers in text-only output.
+    new_ids = generate_ids(model, prompt_ids, max_new_tokens, do_sample, rng, model.tokenizer.FORBIDDEN_TOKENS)
     return input_text + model.tokenizer.decode(new_ids), next_token_logits, model.tokenizer

@@ -1,0 +1,92 @@
+"""top_k: the k most probable tokens, most probable first."""
+
+import numpy as np
+import pytest
+
+from autograder import reference_ops
+from autograder.checks import HUNGRY, THIRSTY, as_array
+from autograder.feedback import CheckFailed, check
+from autograder.sandbox import StudentError
+
+pytestmark = pytest.mark.exercise("top_k")
+
+
+def _unpack(result, what):
+    if not isinstance(result, (tuple, list)) or len(result) != 2:
+        raise CheckFailed(what, "a pair (token_ids, values)", result)
+    ids = as_array(result[0], what + ", token_ids", ndim=1)
+    values = as_array(result[1], what + ", values", ndim=1)
+    return ids, values
+
+
+def _check_top_k(student, probs, k, what, decode=None):
+    expected_ids, expected_values = reference_ops.top_k(probs, k)
+    ids, values = _unpack(student.top_k(probs, k), what)
+    if decode is not None:
+        def show(token_ids):
+            return [decode(int(i)) for i in token_ids[:8]]
+    else:
+        def show(token_ids):
+            return [int(i) for i in token_ids[:8]]
+    check(ids.shape == (k,) and values.shape == (k,), what, f"{k} ids and {k} values",
+          f"{ids.shape[0]} ids and {values.shape[0]} values")
+    if not np.issubdtype(ids.dtype, np.integer) and np.issubdtype(values.dtype, np.integer):
+        raise CheckFailed(what, "(token_ids, values)", "(values, token_ids)",
+                          "Return the ids first, then their probabilities.")
+    check(np.array_equal(ids.astype(np.int64), expected_ids), what,
+          f"token ids {[int(i) for i in expected_ids[:8]]} ({show(expected_ids)})",
+          f"token ids {[int(i) for i in ids[:8]]}",
+          "Sort by value, largest first; on equal values the lower token id comes first.")
+    check(np.allclose(values.astype(np.float64), expected_values, rtol=1e-6, atol=0), what,
+          f"values {expected_values[:8]}", f"values {values[:8]}",
+          "Return probs[token_ids] in the same order as the ids.")
+
+
+@pytest.mark.points(4)
+def test_real_distribution(student, lab):
+    """Top 5 tokens after the hungry prompt, ids and values."""
+    nxt = lab(HUNGRY)
+    _check_top_k(student, nxt.probs, 5, f"top_k(probs, 5) after {HUNGRY!r}; the model's top 5: {nxt.top()}",
+                 decode=nxt.decode)
+
+
+@pytest.mark.points(3)
+@pytest.mark.hidden
+def test_k_one_and_k_vocabulary(student, lab):
+    """k = 1 and k = len(probs)."""
+    probs = lab(THIRSTY).probs
+    _check_top_k(student, probs, 1, f"top_k(probs, 1) after {THIRSTY!r}", decode=lab(THIRSTY).decode)
+    small = probs[:1000] / probs[:1000].sum()
+    _check_top_k(student, small, small.size, "top_k(probs, k=len(probs)) on a 1000-token distribution")
+
+
+@pytest.mark.points(3)
+@pytest.mark.hidden
+def test_ties_lower_id_first(student):
+    """Equal values keep the lower token id first."""
+    probs = np.array([0.1, 0.3, 0.1, 0.3, 0.2], dtype=np.float64)
+    _check_top_k(student, probs, 4, "top_k([0.1, 0.3, 0.1, 0.3, 0.2], 4)")
+
+
+@pytest.mark.points(2)
+@pytest.mark.hidden
+def test_many_tokens_ordered(student, lab):
+    """Top 50 of real logits (not probabilities) in order."""
+    logits = lab(HUNGRY).logits
+    _check_top_k(student, logits, 50, "top_k(logits, 50) on raw logits after the hungry prompt")
+
+
+@pytest.mark.points(2)
+def test_invalid_k(student):
+    """k outside 1..len(probs) raises ValueError."""
+    probs = np.array([0.5, 0.25, 0.25])
+    for k in (0, -1, 4):
+        what = f"top_k(probs of length 3, k={k})"
+        try:
+            result = student.top_k(probs, k)
+        except StudentError as error:
+            check(error.error_type == "ValueError", what, "ValueError", error.error_type,
+                  "Raise ValueError for k < 1 or k > len(probs).")
+        else:
+            raise CheckFailed(what, "ValueError", f"returned {result!r}",
+                              "Check k before selecting: raise ValueError for k < 1 or k > len(probs).")
