@@ -61,11 +61,11 @@ def _pytest_arguments(selection: list[str]) -> list[str]:
 def _notes_for(submission: Submission) -> list[str]:
     notes = []
     if submission.skipped:
-        lines = ", ".join(str(line) for line, _ in submission.skipped[:10])
-        more = " and more" if len(submission.skipped) > 10 else ""
+        shown = "; ".join(f"{location}: {text}" for location, text in submission.skipped[:8])
+        more = f"; and {len(submission.skipped) - 8} more" if len(submission.skipped) > 8 else ""
         notes.append(
-            f"Top-level statements that call functions were not run by the grader (lines {lines}{more}); "
-            "only imports, definitions and constant assignments are graded."
+            "The grader runs only imports, definitions and assignments without calls, "
+            f"so it skipped these top-level statements: {shown}{more}."
         )
     return notes
 

@@ -27,10 +27,18 @@ def to_text(report: GradeReport) -> str:
     failures = [test for test in report.tests if test.status != "passed"]
     if failures:
         lines += ["", "Feedback", "--------"]
-        for test in failures:
-            lines.append(f"[{test.name}] ({_points(test.max_score)} points)")
-            lines += [f"  {line}" for line in (test.output or "No details.").splitlines()]
-            lines.append("")
+    reported_not_implemented = set()
+    for test in failures:
+        # One line for an exercise that is not started, not one per test.
+        if test.status == "not implemented":
+            if test.exercise in reported_not_implemented:
+                continue
+            reported_not_implemented.add(test.exercise)
+            lines += [f"[{test.exercise}] {test.output.splitlines()[0]}", ""]
+            continue
+        lines.append(f"[{test.name}] ({_points(test.max_score)} points)")
+        lines += [f"  {line}" for line in (test.output or "No details.").splitlines()]
+        lines.append("")
     for note in report.notes:
         lines += ["", f"Note: {note}"]
     return "\n".join(lines).rstrip() + "\n"

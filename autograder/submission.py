@@ -29,14 +29,14 @@ class Submission:
     Attributes:
       path: the file that was read.
       source: the Python source that the worker executes.
-      skipped: `(line, text)` of each top-level statement that was not run;
-        lines count from 1 in the concatenated code of a notebook.
+      skipped: `(location, text)` of each top-level statement that was not
+        run, e.g. `("line 12", "print(x)")` or `("cell 4, line 1", ...)`.
       syntax_error: a message when the code does not parse, else None.
     """
 
     path: Path
     source: str
-    skipped: tuple[tuple[int, str], ...] = ()
+    skipped: tuple[tuple[str, str], ...] = ()
     syntax_error: str | None = None
 
 
@@ -89,12 +89,28 @@ def _strip_shell_lines(cell_source: str) -> str:
     return "\n".join(kept)
 
 
-def _notebook_source(path: Path) -> str:
+def _notebook_source(path: Path) -> tuple[str, list[tuple[int, int]]]:
+    """Return the code cells joined into one source, and (first line, cell number) of each."""
     import nbformat
 
     notebook = nbformat.read(path, as_version=4)
-    cells = [_strip_ipython(cell.source) for cell in notebook.cells if cell.cell_type == "code"]
-    return "\n\n".join(cells) + "\n"
+    parts, starts, line = [], [], 1
+    for number, cell in enumerate(notebook.cells, start=1):
+        if cell.cell_type != "code":
+            continue
+        code = _strip_ipython(cell.source).rstrip("\n") + "\n"
+        parts.append(code)
+        starts.append((line, number))
+        line += code.count("\n") + 1  # one blank line between cells
+    return "\n".join(parts), starts
+
+
+def _locate(line: int, cell_starts: list[tuple[int, int]] | None) -> str:
+    """Describe a line of the joined source as 'line N' or 'cell C, line N'."""
+    if not cell_starts:
+        return f"line {line}"
+    start, number = max((entry for entry in cell_starts if entry[0] <= line), default=cell_starts[0])
+    return f"cell {number}, line {line - start + 1}"
 
 
 def _calls_something(node: ast.AST) -> bool:
@@ -137,8 +153,12 @@ def filter_definitions(source: str) -> tuple[str, tuple[tuple[int, str], ...]]:
 def read_submission(path: Path) -> Submission:
     """Read and filter the submission at `path` (file or folder)."""
     file = find_submission_file(path)
+    cell_starts = None
     try:
-        raw = _notebook_source(file) if file.suffix == ".ipynb" else file.read_text(encoding="utf-8")
+        if file.suffix == ".ipynb":
+            raw, cell_starts = _notebook_source(file)
+        else:
+            raw = file.read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
         return Submission(file, "", syntax_error=f"{file.name} is not UTF-8 text ({error.reason}).")
     except Exception as error:  # nbformat raises several types for a broken notebook
@@ -146,7 +166,8 @@ def read_submission(path: Path) -> Submission:
     try:
         source, skipped = filter_definitions(raw)
     except SyntaxError as error:
-        location = f"line {error.lineno}" if error.lineno else "an unknown line"
+        location = _locate(error.lineno, cell_starts) if error.lineno else "an unknown line"
         text = (error.text or "").strip()
         return Submission(file, raw, syntax_error=f"SyntaxError at {location}: {error.msg}" + (f"\n    {text}" if text else ""))
-    return Submission(file, source, skipped)
+    located = tuple((_locate(line, cell_starts), text) for line, text in skipped)
+    return Submission(file, source, located)

@@ -1,0 +1,60 @@
+"""The wire format between grader and student process."""
+
+import os
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+from autograder import channel
+
+
+@pytest.mark.parametrize("value", [
+    None, True, 3, 2.5, "text", [1, "a"], (1, 2.0), {"k": [1]},
+    np.arange(6, dtype=np.int32).reshape(2, 3), np.float64(1.5), np.ones(3, dtype=ml_dtypes.bfloat16),
+])
+def test_roundtrip(value):
+    decoded = channel.decode_value(channel.encode_value(value))
+    if isinstance(value, (np.ndarray, np.generic)):
+        assert type(decoded) is np.ndarray
+        assert decoded.dtype == np.asarray(value).dtype
+        np.testing.assert_array_equal(decoded, value)
+    else:
+        assert decoded == value
+        assert type(decoded) is type(value)
+
+
+@pytest.mark.parametrize("wire", [
+    {"$array": {"dtype": "object", "shape": [1], "data": ""}},
+    {"$array": {"dtype": "float32", "shape": [4], "data": "AAAA"}},
+    {"$array": {"dtype": "float32", "shape": [-1], "data": ""}},
+    {"$eval": "__import__('os')"},
+    {"$list": [1], "$tuple": [2]},
+    [1, 2],
+])
+def test_malformed_values_rejected(wire):
+    with pytest.raises(channel.ChannelError):
+        channel.decode_value(wire)
+
+
+def test_array_subclass_becomes_plain_array():
+    class Sneaky(np.ndarray):
+        def __eq__(self, other):
+            return True
+
+    sneaky = np.zeros(3).view(Sneaky)
+    decoded = channel.decode_value(channel.encode_value(sneaky))
+    assert type(decoded) is np.ndarray
+    assert not np.array_equal(decoded, np.ones(3))
+
+
+def test_framed_messages_over_a_pipe():
+    read_fd, write_fd = os.pipe()
+    try:
+        channel.send(write_fd, {"op": "call", "args": [channel.encode_value(np.arange(3))]})
+        message = channel.receive(read_fd)
+        assert message["op"] == "call"
+        np.testing.assert_array_equal(channel.decode_value(message["args"][0]), np.arange(3))
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
