@@ -149,3 +149,18 @@ def word_token_ids(tokenizer, words) -> list[int]:
             raise ValueError(f"{word!r} is not a single token")
         ids.append(encoded[0])
     return ids
+
+
+def expect_value_error(student, function: str, *args, what: str, hint: str | None = None) -> None:
+    """Check that `function(*args)` raises ValueError in the submission."""
+    from autograder.sandbox import StudentError
+
+    try:
+        result = student.call(function, *args)
+    except StudentError as error:
+        if error.error_type == "NotImplementedError":
+            raise  # reported as "not implemented yet"
+        if error.error_type != "ValueError":
+            raise CheckFailed(what, "ValueError", f"{error.error_type}: {error.message}", hint) from None
+    else:
+        raise CheckFailed(what, "ValueError", f"returned {result!r}", hint)

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 
 from autograder import reference_ops
-from autograder.checks import FALSE_FAILURE_PROBABILITY, HUNGRY, THIRSTY, as_token_id, chi_square_p_value
+from autograder.checks import (
+    FALSE_FAILURE_PROBABILITY, HUNGRY, THIRSTY, as_token_id, chi_square_p_value, expect_value_error,
+)
 from autograder.feedback import CheckFailed, check
-from autograder.sandbox import StudentError
 from autograder.student import Key
 
 pytestmark = pytest.mark.exercise("sample_next_token")
@@ -74,7 +75,7 @@ def test_distribution_other_temperatures(student, lab):
 def test_raw_prng_keys(student, lab):
     """jax.random.PRNGKey keys work and different keys vary."""
     logits = _top_logits(lab, HUNGRY)
-    what = f"sample_next_token(logits, jax.random.PRNGKey(seed)) for 40 seeds"
+    what = "sample_next_token(logits, jax.random.PRNGKey(seed)) for 40 seeds"
     values = student.call_with_keys("sample_next_token", logits, Key(0, typed=False), seeds=list(range(40)),
                                     typed=False)
     draws = {as_token_id(v, what) for v in values}
@@ -99,11 +100,6 @@ def test_invalid_temperature(student, lab):
     """temperature <= 0 raises ValueError."""
     logits = _top_logits(lab, HUNGRY)
     for temperature in (0.0, -1.0):
-        what = f"sample_next_token(logits, key, temperature={temperature})"
-        try:
-            result = student.sample_next_token(logits, Key(1), temperature)
-        except StudentError as error:
-            check(error.error_type == "ValueError", what, "ValueError", error.error_type)
-        else:
-            raise CheckFailed(what, "ValueError", f"returned {result!r}",
-                              "Raise ValueError when temperature <= 0: dividing by it makes no sense.")
+        expect_value_error(student, "sample_next_token", logits, Key(1), temperature,
+                           what=f"sample_next_token(logits, key, temperature={temperature})",
+                           hint="Raise ValueError when temperature <= 0: dividing by it makes no sense.")

@@ -4,9 +4,8 @@ import numpy as np
 import pytest
 
 from autograder import reference_ops
-from autograder.checks import HUNGRY, THIRSTY, as_array
+from autograder.checks import HUNGRY, THIRSTY, as_array, expect_value_error
 from autograder.feedback import CheckFailed, check
-from autograder.sandbox import StudentError
 
 pytestmark = pytest.mark.exercise("top_k")
 
@@ -81,12 +80,5 @@ def test_invalid_k(student):
     """k outside 1..len(probs) raises ValueError."""
     probs = np.array([0.5, 0.25, 0.25])
     for k in (0, -1, 4):
-        what = f"top_k(probs of length 3, k={k})"
-        try:
-            result = student.top_k(probs, k)
-        except StudentError as error:
-            check(error.error_type == "ValueError", what, "ValueError", error.error_type,
-                  "Raise ValueError for k < 1 or k > len(probs).")
-        else:
-            raise CheckFailed(what, "ValueError", f"returned {result!r}",
-                              "Check k before selecting: raise ValueError for k < 1 or k > len(probs).")
+        expect_value_error(student, "top_k", probs, k, what=f"top_k(probs of length 3, k={k})",
+                           hint="Check k before selecting: raise ValueError for k < 1 or k > len(probs).")

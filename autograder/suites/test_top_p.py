@@ -4,9 +4,8 @@ import numpy as np
 import pytest
 
 from autograder import reference_ops
-from autograder.checks import HUNGRY, THIRSTY, as_array
-from autograder.feedback import CheckFailed, check
-from autograder.sandbox import StudentError
+from autograder.checks import HUNGRY, THIRSTY, as_array, expect_value_error
+from autograder.feedback import check
 
 pytestmark = pytest.mark.exercise("top_p_filter")
 
@@ -80,11 +79,5 @@ def test_invalid_top_p(student):
     """top_p outside (0, 1] raises ValueError."""
     probs = np.array([0.5, 0.3, 0.2])
     for top_p in (0.0, -0.1, 1.5):
-        what = f"top_p_filter(probs, {top_p})"
-        try:
-            result = student.top_p_filter(probs, top_p)
-        except StudentError as error:
-            check(error.error_type == "ValueError", what, "ValueError", error.error_type)
-        else:
-            raise CheckFailed(what, "ValueError", f"returned {result!r}",
-                              "Raise ValueError unless 0 < top_p <= 1.")
+        expect_value_error(student, "top_p_filter", probs, top_p, what=f"top_p_filter(probs, {top_p})",
+                           hint="Raise ValueError unless 0 < top_p <= 1.")
