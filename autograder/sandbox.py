@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import logging
 import os
 import resource
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -84,6 +86,36 @@ class ChildCrashed(SubmissionFailure):
     """The child process exited or broke the protocol during a call."""
 
 
+@functools.cache
+def namespace_command() -> tuple[str, ...]:
+    """Return the `unshare` prefix that confines the child, or () where it fails.
+
+    The child gets its own network namespace (no network, not even
+    loopback) and its own PID namespace with a private /proc, so it can
+    neither see nor signal the grader, and every process it starts dies
+    with it. Without root, a user namespace makes this possible where the
+    kernel allows unprivileged user namespaces.
+    """
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        logger.warning("unshare(1) not found: student code runs without network and PID namespaces")
+        return ()
+    command = [unshare, "--net", "--pid", "--fork", "--mount-proc", "--kill-child"]
+    if os.getuid() != 0:
+        command.insert(1, "--map-root-user")
+    try:
+        probe = subprocess.run([*command, "true"], capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        probe = None
+        logger.warning("unshare(1) failed (%s): student code runs without namespaces", error)
+    if probe is not None and probe.returncode != 0:
+        logger.warning(
+            "unshare(1) failed (%s): student code runs without network and PID namespaces",
+            probe.stderr.decode(errors="replace").strip(),
+        )
+    return tuple(command) if probe is not None and probe.returncode == 0 else ()
+
+
 @dataclasses.dataclass
 class Callback:
     """One model or tokenizer call that student code made through a proxy."""
@@ -140,7 +172,8 @@ class Sandbox:
         to_child_read, to_child_write = os.pipe()
         from_child_read, from_child_write = os.pipe()
         # `-I` (isolated mode) ignores PYTHON* variables and the user site.
-        command = [sys.executable, "-I", "-m", "autograder.worker", str(to_child_read), str(from_child_write)]
+        command = [*namespace_command(), sys.executable, "-I", "-m", "autograder.worker",
+                   str(to_child_read), str(from_child_write)]
         self._process = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
