@@ -137,9 +137,10 @@ class GradingPlugin:
 
     @pytest.fixture(scope="session")
     def model(self):
+        from autograder.checks import CachedModel
         from lm_support import load_model
 
-        return load_model(self._model_name)
+        return CachedModel(load_model(self._model_name))
 
 
 _RESULT_KEY = pytest.StashKey[TestResult]()
