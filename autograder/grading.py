@@ -114,7 +114,7 @@ def grade(
         except sandbox.SubmissionFailure as error:
             logger.info("Submission %s failed to load: %s", submission.path, error)
             if not submission.syntax_error:
-                notes.insert(0, str(error)[:1].upper() + str(error)[1:])
+                notes.insert(0, str(error))
         student = StudentCode(box)
         tests = run_suites(student, model_name, public_only, selection or [])
         printed = box.take_output().strip()

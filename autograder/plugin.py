@@ -79,8 +79,7 @@ def _failure_text(error: BaseException) -> tuple[str, str]:
             text += f"\n{error.traceback.rstrip()}"
         return "error", text
     if isinstance(error, sandbox.SubmissionFailure):
-        message = str(error)
-        return "failed", message[:1].upper() + message[1:]
+        return "failed", str(error)
     logger.error("Grader error in a test: %r", error, exc_info=error)
     return "error", (
         f"The grader failed while running this check ({type(error).__name__}: {error}). "

@@ -15,7 +15,6 @@ import dataclasses
 import functools
 import logging
 import os
-import resource
 import select
 import shutil
 import signal
@@ -65,13 +64,13 @@ class LoadError(SubmissionFailure):
     """The submission could not be imported."""
 
     def __init__(self, error_type: str, message: str, traceback: str):
-        super().__init__(f"the submission could not be run: {error_type}: {message}")
+        super().__init__(f"The submission could not be run: {error_type}: {message}")
         self.traceback = traceback
 
 
 class MissingFunction(SubmissionFailure):
     def __init__(self, function: str):
-        super().__init__(f"the submission does not define a function named {function}()")
+        super().__init__(f"The submission does not define a function named {function}().")
 
 
 class LimitExceeded(SubmissionFailure):
@@ -84,6 +83,13 @@ class InvalidReturn(SubmissionFailure):
 
 class ChildCrashed(SubmissionFailure):
     """The child process exited or broke the protocol during a call."""
+
+
+def _require_tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise RuntimeError(f"{name}(1) was not found; install util-linux, which provides it.")
+    return path
 
 
 @functools.cache
@@ -149,16 +155,25 @@ class Sandbox:
 
     # Process lifetime.
 
-    def _preexec(self) -> None:
-        """Apply rlimits in the child, before it executes Python."""
+    def _limit_command(self) -> list[str]:
+        """Return the prlimit(1) prefix that applies the rlimits to the child.
+
+        prlimit sets the limits and then executes the rest of the command, so
+        no Python code runs between fork and exec in this multithreaded
+        (JAX) process, which `preexec_fn` would do.
+        """
         limits = self.limits
-        resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds))
-        resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
-        resource.setrlimit(resource.RLIMIT_NOFILE, (limits.open_files, limits.open_files))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        if os.getuid() != 0:
-            resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
+        command = [
+            _require_tool("prlimit"),
+            f"--cpu={limits.cpu_seconds}",
+            f"--as={limits.memory_bytes}",
+            f"--fsize={limits.file_bytes}",
+            f"--nofile={limits.open_files}",
+            "--core=0",
+        ]
+        if os.getuid() != 0:  # root ignores RLIMIT_NPROC
+            command.append(f"--nproc={limits.processes}")
+        return command
 
     def _child_environment(self) -> dict[str, str]:
         keep = ("PATH", "LANG", "LC_ALL", "TF_CPP_MIN_LOG_LEVEL")
@@ -172,7 +187,7 @@ class Sandbox:
         to_child_read, to_child_write = os.pipe()
         from_child_read, from_child_write = os.pipe()
         # `-I` (isolated mode) ignores PYTHON* variables and the user site.
-        command = [*namespace_command(), sys.executable, "-I", "-m", "autograder.worker",
+        command = [*self._limit_command(), *namespace_command(), sys.executable, "-I", "-m", "autograder.worker",
                    str(to_child_read), str(from_child_write)]
         self._process = subprocess.Popen(
             command,
@@ -182,7 +197,6 @@ class Sandbox:
             pass_fds=(to_child_read, from_child_write),
             cwd=self.workdir,
             env=self._child_environment(),
-            preexec_fn=self._preexec,
             start_new_session=True,  # its own process group, killed as a whole
         )
         os.close(to_child_read)
@@ -265,7 +279,7 @@ class Sandbox:
                 self.stop()
                 which = "per-call" if remaining < remaining_total else "whole-submission"
                 limit = timeout if which == "per-call" else self.limits.submission_seconds
-                raise LimitExceeded(f"{what} took longer than the {which} time limit of {limit:.0f} s")
+                raise LimitExceeded(f"Stopped {what}: it took longer than the {which} time limit of {limit:.0f} s.")
             message = self._receive(what)
             if message["op"] != "ask":
                 self._student_seconds += student_seconds
@@ -287,7 +301,7 @@ class Sandbox:
 
     def _describe_exit(self, code: int | None, what: str, error: Exception) -> str:
         if code is None:
-            return f"the submission broke the grader's protocol while {what} ({error})"
+            return f"The submission broke the grader's protocol while {what} ({error})."
         if code < 0:
             signal_name = signal.Signals(-code).name
             reason = {
@@ -296,8 +310,8 @@ class Sandbox:
                 "SIGKILL": "it was killed, perhaps for using too much memory",
                 "SIGSEGV": "it crashed (segmentation fault), perhaps for running out of memory",
             }.get(signal_name, f"it received {signal_name}")
-            return f"the submission's process ended while {what}: {reason}"
-        return f"the submission's process exited with status {code} while {what}"
+            return f"The submission's process ended while {what}: {reason}."
+        return f"The submission's process exited with status {code} while {what}."
 
     def _answer(self, message: dict, on_ask: Callable[[str, list], Any] | None) -> None:
         try:
@@ -344,7 +358,7 @@ class Sandbox:
             channel.send(self._to_child, message)
         except OSError:
             self.stop()
-            raise ChildCrashed("the submission's process ended before the call") from None
+            raise ChildCrashed("The submission's process ended before the call.") from None
         reply = self._wait_reply(self.limits.call_seconds, on_ask, what=f"running {function}()")
 
         op = reply["op"]
@@ -352,12 +366,12 @@ class Sandbox:
             try:
                 return channel.decode_value(reply.get("value"))
             except channel.ChannelError as error:
-                raise InvalidReturn(f"{function}() returned a value the grader cannot read: {error}") from None
+                raise InvalidReturn(f"The grader cannot read the value returned by {function}(): {error}.") from None
         if op == "raised":
             raise StudentError(function, str(reply.get("type")), str(reply.get("message")), str(reply.get("traceback")))
         if op == "invalid":
-            raise InvalidReturn(f"{function}() {reply.get('message')}")
+            raise InvalidReturn(f"The value returned by {function}() is not plain data: {reply.get('message')}.")
         if op == "missing":
             raise MissingFunction(function)
         self.stop()
-        raise ChildCrashed(f"the submission broke the grader's protocol while running {function}()")
+        raise ChildCrashed(f"The submission broke the grader's protocol while running {function}().")

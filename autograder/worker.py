@@ -136,6 +136,10 @@ def _result_to_wire(value: Any, depth: int = 0) -> Any:
 
         return {"$figure": plotly.io.to_json(value, validate=False)}
     if isinstance(value, (list, tuple)):
+        # A flat list of numbers is an array-like: send it as one array, so
+        # that a softmax returning 262144 floats in a list stays one message.
+        if value and all(type(item) in (int, float, bool) or isinstance(item, np.generic) for item in value):
+            return channel.encode_array(np.asarray(value))
         tag = "$list" if isinstance(value, list) else "$tuple"
         return {tag: [_result_to_wire(item, depth + 1) for item in value]}
     if isinstance(value, (int, float)):  # subclasses, e.g. IntEnum or np.float64
@@ -143,7 +147,7 @@ def _result_to_wire(value: Any, depth: int = 0) -> Any:
     array = np.asarray(value)
     if array.dtype == object:
         raise channel.ChannelError(
-            f"returned a {type(value).__name__}, which is not a number, array, string or figure"
+            f"it is a {type(value).__name__}, not a number, array, string or figure"
         )
     return channel.encode_array(array)
 
