@@ -1,10 +1,10 @@
 """Submissions the grader must judge right: realistic mistakes and correct alternatives.
 
-Each wrong submission is the reference solution with one mistake, written as
-a replacement of one function's whole definition, so that the catalogue
-stays readable and an edit of the solution cannot silently turn a mutant
-back into the reference (the function must exist and the code must change).
-Each correct alternative also replaces whole functions.
+Each wrong submission is the reference solution with one mistake: either one
+function's whole definition replaced, or one edit of a line that must occur
+exactly once, so that a change of the solution cannot silently turn a
+mutant back into the reference. Each correct alternative replaces whole
+functions.
 """
 
 from __future__ import annotations
@@ -22,12 +22,14 @@ class Variant:
       exercise: the function whose points a wrong variant must lose ("" for correct ones).
       replacements: new source of each replaced function, keyed by name.
       imports: extra import lines placed at the top of the file.
+      edits: (old, new) text replacements, each of text found exactly once.
     """
 
     name: str
     exercise: str
-    replacements: dict[str, str]
+    replacements: dict[str, str] = dataclasses.field(default_factory=dict)
     imports: str = ""
+    edits: tuple[tuple[str, str], ...] = ()
 
 
 def build_source(solution: str, variant: Variant) -> str:
@@ -47,6 +49,10 @@ def build_source(solution: str, variant: Variant) -> str:
         if name in variant.replacements:
             lines[start - 1:end] = [variant.replacements[name].strip("\n") + "\n"]
     source = "".join(lines)
+    for old, new in variant.edits:
+        if source.count(old) != 1:
+            raise ValueError(f"{variant.name}: {old!r} occurs {source.count(old)} times in the solution, not once")
+        source = source.replace(old, new)
     if source == solution:
         raise ValueError(f"{variant.name}: the replacement leaves the solution unchanged")
     return variant.imports + source
@@ -54,7 +60,11 @@ def build_source(solution: str, variant: Variant) -> str:
 
 def _wrong(name: str, exercise: str, code: str, imports: str = "") -> Variant:
     function = code.split("def ", 1)[1].split("(", 1)[0]
-    return Variant(name, exercise, {function: code}, imports)
+    return Variant(name, exercise, {function: code}, imports=imports)
+
+
+def _edit(name: str, exercise: str, old: str, new: str) -> Variant:
+    return Variant(name, exercise, edits=((old, new),))
 
 
 WRONG = [
@@ -230,172 +240,36 @@ def top_p_filter(probs, top_p):
     filtered[order[:last + 1]] = values[order[:last + 1]]
     return filtered / filtered.sum()
 '''),
-    # generate
-    _wrong("generate_without_bos", "generate", '''
-def generate(model, prompt, max_new_tokens=10, do_sample=True, rng=None, temperature=1.0):
-    tokenizer = model.tokenizer
-    rng = jax.random.key(0) if rng is None else rng
-    token_ids = tokenizer.encode(prompt)
-    new_ids = []
-    for _ in range(max_new_tokens):
-        logits = model.next_token_logits(token_ids)
-        if do_sample:
-            rng, step_key = jax.random.split(rng)
-            token_id = sample_next_token(logits, step_key, temperature)
-        else:
-            token_id = greedy_next_token(logits)
-        if token_id == tokenizer.special_tokens.EOS:
-            break
-        new_ids.append(token_id)
-        token_ids.append(token_id)
-    return tokenizer.decode(new_ids)
-'''),
-    _wrong("generate_returns_prompt_too", "generate", '''
-def generate(model, prompt, max_new_tokens=10, do_sample=True, rng=None, temperature=1.0):
-    tokenizer = model.tokenizer
-    rng = jax.random.key(0) if rng is None else rng
-    token_ids = tokenizer.encode(prompt, add_bos=True)
-    for _ in range(max_new_tokens):
-        logits = model.next_token_logits(token_ids)
-        if do_sample:
-            rng, step_key = jax.random.split(rng)
-            token_id = sample_next_token(logits, step_key, temperature)
-        else:
-            token_id = greedy_next_token(logits)
-        if token_id == tokenizer.special_tokens.EOS:
-            break
-        token_ids.append(token_id)
-    return tokenizer.decode(token_ids[1:])
-'''),
-    _wrong("generate_reuses_key", "generate", '''
-def generate(model, prompt, max_new_tokens=10, do_sample=True, rng=None, temperature=1.0):
-    tokenizer = model.tokenizer
-    rng = jax.random.key(0) if rng is None else rng
-    token_ids = tokenizer.encode(prompt, add_bos=True)
-    new_ids = []
-    for _ in range(max_new_tokens):
-        logits = model.next_token_logits(token_ids)
-        if do_sample:
-            token_id = sample_next_token(logits, rng, temperature)
-        else:
-            token_id = greedy_next_token(logits)
-        if token_id == tokenizer.special_tokens.EOS:
-            break
-        new_ids.append(token_id)
-        token_ids.append(token_id)
-    return tokenizer.decode(new_ids)
-'''),
-    _wrong("generate_keeps_eos", "generate", '''
-def generate(model, prompt, max_new_tokens=10, do_sample=True, rng=None, temperature=1.0):
-    tokenizer = model.tokenizer
-    rng = jax.random.key(0) if rng is None else rng
-    token_ids = tokenizer.encode(prompt, add_bos=True)
-    new_ids = []
-    for _ in range(max_new_tokens):
-        logits = model.next_token_logits(token_ids)
-        if do_sample:
-            rng, step_key = jax.random.split(rng)
-            token_id = sample_next_token(logits, step_key, temperature)
-        else:
-            token_id = greedy_next_token(logits)
-        new_ids.append(token_id)
-        token_ids.append(token_id)
-    return tokenizer.decode(new_ids)
-'''),
-    _wrong("generate_one_token_short", "generate", '''
-def generate(model, prompt, max_new_tokens=10, do_sample=True, rng=None, temperature=1.0):
-    tokenizer = model.tokenizer
-    rng = jax.random.key(0) if rng is None else rng
-    token_ids = tokenizer.encode(prompt, add_bos=True)
-    new_ids = []
-    for _ in range(max_new_tokens - 1):
-        logits = model.next_token_logits(token_ids)
-        if do_sample:
-            rng, step_key = jax.random.split(rng)
-            token_id = sample_next_token(logits, step_key, temperature)
-        else:
-            token_id = greedy_next_token(logits)
-        if token_id == tokenizer.special_tokens.EOS:
-            break
-        new_ids.append(token_id)
-        token_ids.append(token_id)
-    return tokenizer.decode(new_ids)
-'''),
-    _wrong("generate_last_token_context", "generate", '''
-def generate(model, prompt, max_new_tokens=10, do_sample=True, rng=None, temperature=1.0):
-    tokenizer = model.tokenizer
-    rng = jax.random.key(0) if rng is None else rng
-    context = tokenizer.encode(prompt, add_bos=True)
-    new_ids = []
-    for _ in range(max_new_tokens):
-        logits = model.next_token_logits(context)
-        if do_sample:
-            rng, step_key = jax.random.split(rng)
-            token_id = sample_next_token(logits, step_key, temperature)
-        else:
-            token_id = greedy_next_token(logits)
-        if token_id == tokenizer.special_tokens.EOS:
-            break
-        new_ids.append(token_id)
-        context = [tokenizer.special_tokens.BOS, token_id]
-    return tokenizer.decode(new_ids)
-'''),
-    # plot_next_token
-    _wrong("plot_always_softmax", "plot_next_token", '''
-def plot_next_token(probs_or_logits, tokenizer, prompt, keep_top=30):
-    probs = softmax(np.asarray(probs_or_logits, dtype=np.float64))
-    token_ids, top_probs = top_k(probs, keep_top)
-    labels = [f"{tokenizer.decode([int(i)])!r} ({int(i)})" for i in token_ids]
-    figure = go.Figure(go.Bar(x=labels, y=top_probs))
-    figure.update_layout(title=f"Next token after {prompt}", xaxis_title="Tokens", yaxis_title="Probability")
-    return figure
-'''),
-    _wrong("plot_ascending_bars", "plot_next_token", '''
-def plot_next_token(probs_or_logits, tokenizer, prompt, keep_top=30):
-    values = np.asarray(probs_or_logits, dtype=np.float64)
-    probs = values if np.isclose(values.sum(), 1) and values.min() >= 0 else softmax(values)
-    token_ids, top_probs = top_k(probs, keep_top)
-    labels = [f"{tokenizer.decode([int(i)])!r} ({int(i)})" for i in token_ids]
-    figure = go.Figure(go.Bar(x=labels[::-1], y=top_probs[::-1]))
-    figure.update_layout(title=f"Next token after {prompt}", xaxis_title="Tokens", yaxis_title="Probability")
-    return figure
-'''),
-    _wrong("plot_ignores_keep_top", "plot_next_token", '''
-def plot_next_token(probs_or_logits, tokenizer, prompt, keep_top=30):
-    values = np.asarray(probs_or_logits, dtype=np.float64)
-    probs = values if np.isclose(values.sum(), 1) and values.min() >= 0 else softmax(values)
-    token_ids, top_probs = top_k(probs, 30)
-    labels = [f"{tokenizer.decode([int(i)])!r} ({int(i)})" for i in token_ids]
-    figure = go.Figure(go.Bar(x=labels, y=top_probs))
-    figure.update_layout(title=f"Next token after {prompt}", xaxis_title="Tokens", yaxis_title="Probability")
-    return figure
-'''),
-    _wrong("plot_duplicate_labels", "plot_next_token", '''
-def plot_next_token(probs_or_logits, tokenizer, prompt, keep_top=30):
-    values = np.asarray(probs_or_logits, dtype=np.float64)
-    probs = values if np.isclose(values.sum(), 1) and values.min() >= 0 else softmax(values)
-    token_ids, top_probs = top_k(probs, keep_top)
-    labels = [repr(tokenizer.decode([int(i)])) for i in token_ids]
-    figure = go.Figure(go.Bar(x=labels, y=top_probs))
-    figure.update_layout(title=f"Next token after {prompt}", xaxis_title="Tokens", yaxis_title="Probability")
-    return figure
-'''),
-    _wrong("plot_missing_axis_titles", "plot_next_token", '''
-def plot_next_token(probs_or_logits, tokenizer, prompt, keep_top=30):
-    values = np.asarray(probs_or_logits, dtype=np.float64)
-    probs = values if np.isclose(values.sum(), 1) and values.min() >= 0 else softmax(values)
-    token_ids, top_probs = top_k(probs, keep_top)
-    labels = [f"{tokenizer.decode([int(i)])!r} ({int(i)})" for i in token_ids]
-    figure = go.Figure(go.Bar(x=labels, y=top_probs))
-    figure.update_layout(title=f"Next token after {prompt}")
-    return figure
-'''),
+    # generate: one edit of the reference loop each
+    _edit("generate_without_bos", "generate",
+          "token_ids = tokenizer.encode(prompt, add_bos=True)", "token_ids = tokenizer.encode(prompt)"),
+    _edit("generate_returns_prompt_too", "generate",
+          "return tokenizer.decode(new_ids)", "return prompt + tokenizer.decode(new_ids)"),
+    _edit("generate_reuses_key", "generate",
+          "rng, step_key = jax.random.split(rng)", "step_key = rng"),
+    _edit("generate_keeps_eos", "generate",
+          "        if token_id == eos:\n            break\n", ""),
+    _edit("generate_one_token_short", "generate",
+          "for _ in range(max_new_tokens):", "for _ in range(max_new_tokens - 1):"),
+    _edit("generate_last_token_context", "generate",
+          "logits = model.next_token_logits(token_ids)", "logits = model.next_token_logits([token_ids[0], token_ids[-1]])"),
+    # plot_next_token: one edit of the reference plot each
+    _edit("plot_always_softmax", "plot_next_token",
+          "probs = values if is_distribution else softmax(values)", "probs = softmax(values)"),
+    _edit("plot_ascending_bars", "plot_next_token",
+          "go.Bar(x=labels, y=top_probs)", "go.Bar(x=labels[::-1], y=top_probs[::-1])"),
+    _edit("plot_ignores_keep_top", "plot_next_token",
+          "token_ids, top_probs = top_k(probs, keep_top)", "token_ids, top_probs = top_k(probs, 30)"),
+    _edit("plot_duplicate_labels", "plot_next_token",
+          "        if label in labels:\n", "        if False:\n"),
+    _edit("plot_missing_axis_titles", "plot_next_token",
+          '        xaxis_title="Tokens",\n        yaxis_title="Probability",\n', ""),
 ]
 
 
 def _correct(name: str, *codes: str, imports: str = "") -> Variant:
     replacements = {code.split("def ", 1)[1].split("(", 1)[0]: code for code in codes}
-    return Variant(name, "", replacements, imports)
+    return Variant(name, "", replacements, imports=imports)
 
 
 CORRECT = [
