@@ -13,7 +13,9 @@ from __future__ import annotations
 import base64
 import json
 import os
+import select
 import struct
+import time
 from typing import Any
 
 import numpy as np
@@ -47,12 +49,14 @@ def _dtype(name: str) -> np.dtype:
 
 
 def encode_array(array: np.ndarray) -> dict:
-    array = np.ascontiguousarray(array)
+    array = np.asarray(array)
+    # tobytes() writes C order for any layout; np.ascontiguousarray would
+    # turn a 0-D array (np.argmax's result) into shape (1,).
     return {
         "$array": {
             "dtype": array.dtype.name,
             "shape": list(array.shape),
-            "data": base64.b64encode(array.tobytes()).decode("ascii"),
+            "data": base64.b64encode(array.tobytes(order="C")).decode("ascii"),
         }
     }
 
@@ -94,7 +98,9 @@ def decode_value(wire: Any, depth: int = 0) -> Any:
     """Rebuild a value from its wire form, accepting only known shapes."""
     if depth > MAX_DEPTH:
         raise ChannelError("value is nested too deeply")
-    if wire is None or type(wire) in (bool, int, float, str):
+    if type(wire) is str:
+        return clean_text(wire)
+    if wire is None or type(wire) in (bool, int, float):
         return wire
     if type(wire) is not dict or len(wire) != 1:
         raise ChannelError("malformed value")
@@ -117,27 +123,48 @@ def decode_value(wire: Any, depth: int = 0) -> Any:
     raise ChannelError(f"unknown value tag {tag!r}")
 
 
+def clean_text(text: str) -> str:
+    """Replace lone surrogates, which JSON allows but UTF-8 cannot encode, with U+FFFD."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", errors="surrogatepass").decode("utf-8", errors="replace")
+
+
 class FigureJSON(str):
     """A plotly figure serialised by `plotly.io.to_json`, not yet parsed."""
 
 
-def send(fd: int, message: dict) -> None:
+class ChannelTimeout(ChannelError):
+    """The other side did not read or write in time."""
+
+
+def _wait(fd: int, writing: bool, deadline: float | None) -> None:
+    if deadline is None:
+        return
+    remaining = deadline - time.monotonic()
+    readable, writable, _ = select.select([] if writing else [fd], [fd] if writing else [], [], max(remaining, 0))
+    if not (readable or writable):
+        raise ChannelTimeout("the other side stopped " + ("reading" if writing else "writing"))
+
+
+def send(fd: int, message: dict, deadline: float | None = None) -> None:
+    """Send one message; with a `deadline` (time.monotonic()), give up when it passes."""
     payload = json.dumps(message, allow_nan=True).encode("utf-8")
     if len(payload) > MAX_MESSAGE_BYTES:
         raise ChannelError(f"message of {len(payload)} bytes exceeds {MAX_MESSAGE_BYTES} bytes")
-    _write_all(fd, _HEADER.pack(len(payload)) + payload)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
+    view = memoryview(_HEADER.pack(len(payload)) + payload)
     while view:
-        written = os.write(fd, view)
+        _wait(fd, writing=True, deadline=deadline)
+        # select() reports a pipe writable when PIPE_BUF bytes fit, so
+        # writes of at most that size never block.
+        written = os.write(fd, view[: select.PIPE_BUF] if deadline is not None else view)
         view = view[written:]
 
 
-def read_exactly(fd: int, size: int) -> bytes:
+def read_exactly(fd: int, size: int, deadline: float | None = None) -> bytes:
     chunks = []
     while size:
+        _wait(fd, writing=False, deadline=deadline)
         chunk = os.read(fd, min(size, 1 << 20))
         if not chunk:
             raise EOFError("the other side closed the channel")
@@ -146,14 +173,15 @@ def read_exactly(fd: int, size: int) -> bytes:
     return b"".join(chunks)
 
 
-def receive(fd: int) -> dict:
-    (size,) = _HEADER.unpack(read_exactly(fd, _HEADER.size))
+def receive(fd: int, deadline: float | None = None) -> dict:
+    """Receive one message; with a `deadline` (time.monotonic()), give up when it passes."""
+    (size,) = _HEADER.unpack(read_exactly(fd, _HEADER.size, deadline))
     if size > MAX_MESSAGE_BYTES:
         raise ChannelError(f"message of {size} bytes exceeds {MAX_MESSAGE_BYTES} bytes")
     try:
-        message = json.loads(read_exactly(fd, size))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ChannelError(f"message is not valid JSON: {error}") from None
+        message = json.loads(read_exactly(fd, size, deadline))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        raise ChannelError(f"message is not valid JSON: {type(error).__name__}") from None
     if type(message) is not dict or type(message.get("op")) is not str:
         raise ChannelError("message has no 'op'")
     return message

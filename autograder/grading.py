@@ -59,7 +59,7 @@ def _pytest_arguments(selection: list[str]) -> list[str]:
 
 
 def _notes_for(submission: Submission) -> list[str]:
-    notes = []
+    notes = [message[:1].upper() + message[1:] + "." for message in submission.broken_cells]
     if submission.skipped:
         shown = "; ".join(f"{location}: {text}" for location, text in submission.skipped[:8])
         more = f"; and {len(submission.skipped) - 8} more" if len(submission.skipped) > 8 else ""
@@ -119,7 +119,7 @@ def grade(
         tests = run_suites(student, model_name, public_only, selection or [])
         printed = box.take_output().strip()
     if printed:
-        notes.append(f"Your code printed while being loaded:\n{printed}")
+        notes.append(f"Your code printed outside the checks:\n{printed}")
     return GradeReport(str(submission.path), tests, time.monotonic() - started, notes)
 
 

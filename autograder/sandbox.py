@@ -37,6 +37,7 @@ class Limits:
     call_seconds: float = 60.0  # wall clock per call, excluding model time in the grader
     submission_seconds: float = 900.0  # wall clock of all calls together
     load_seconds: float = 60.0  # importing the submission
+    answer_seconds: float = 120.0  # grader time answering model calls during one call
     cpu_seconds: int = 900  # RLIMIT_CPU of the child
     memory_bytes: int = 8 * 1024**3  # RLIMIT_AS; JAX reserves much virtual memory
     file_bytes: int = 16 * 1024**2  # RLIMIT_FSIZE: largest file the child may write
@@ -156,7 +157,7 @@ class Sandbox:
     # Process lifetime.
 
     def _limit_command(self) -> list[str]:
-        """Return the prlimit(1) prefix that applies the rlimits to the child.
+        """Return the setpriv(1) and prlimit(1) prefix that limits the child.
 
         prlimit sets the limits and then executes the rest of the command, so
         no Python code runs between fork and exec in this multithreaded
@@ -164,6 +165,8 @@ class Sandbox:
         """
         limits = self.limits
         command = [
+            # The child gets SIGKILL if the grader dies, even without cleanup.
+            _require_tool("setpriv"), "--pdeathsig", "KILL",
             _require_tool("prlimit"),
             f"--cpu={limits.cpu_seconds}",
             f"--as={limits.memory_bytes}",
@@ -187,7 +190,7 @@ class Sandbox:
         to_child_read, to_child_write = os.pipe()
         from_child_read, from_child_write = os.pipe()
         # `-I` (isolated mode) ignores PYTHON* variables and the user site.
-        command = [*self._limit_command(), *namespace_command(), sys.executable, "-I", "-m", "autograder.worker",
+        command = [*self._limit_command(), *namespace_command(), sys.executable, "-I", "-u", "-m", "autograder.worker",
                    str(to_child_read), str(from_child_write)]
         self._process = subprocess.Popen(
             command,
@@ -204,15 +207,17 @@ class Sandbox:
         self._to_child, self._from_child = to_child_write, from_child_read
         threading.Thread(target=self._drain_output, args=(self._process.stdout,), daemon=True).start()
 
-        channel.send(self._to_child, {"op": "load", "source": self.source})
         try:
+            channel.send(self._to_child, {"op": "load", "source": self.source},
+                         deadline=time.monotonic() + self.limits.load_seconds)
             reply = self._wait_reply(self.limits.load_seconds, on_ask=None, what="importing the submission")
-        except SubmissionFailure as error:
+        except (SubmissionFailure, channel.ChannelError, OSError) as error:
             # Importing again would fail again: every later call reports this.
             self.load_error = LoadError(type(error).__name__, str(error), "")
             raise self.load_error from None
         if reply["op"] == "loaded":
-            self.functions = [name for name in reply.get("functions", []) if isinstance(name, str)]
+            functions = reply.get("functions")
+            self.functions = [name for name in functions if isinstance(name, str)] if isinstance(functions, list) else []
             return
         self.load_error = LoadError(
             str(reply.get("type", "Error")), str(reply.get("message", "")), str(reply.get("traceback", ""))
@@ -265,31 +270,50 @@ class Sandbox:
 
     # Calls.
 
-    def _wait_reply(self, timeout: float, on_ask: Callable[[str, list], Any] | None, what: str) -> dict:
-        """Read messages until the child's reply, answering its model requests."""
-        student_seconds = 0.0
-        while True:
-            remaining_total = self.limits.submission_seconds - self._student_seconds - student_seconds
-            remaining = min(timeout - student_seconds, remaining_total)
-            started = time.monotonic()
-            ready, _, _ = select.select([self._from_child], [], [], max(remaining, 0))
-            student_seconds += time.monotonic() - started
-            if not ready:
-                self._student_seconds += student_seconds
-                self.stop()
-                which = "per-call" if remaining < remaining_total else "whole-submission"
-                limit = timeout if which == "per-call" else self.limits.submission_seconds
-                raise LimitExceeded(f"Stopped {what}: it took longer than the {which} time limit of {limit:.0f} s.")
-            message = self._receive(what)
-            if message["op"] != "ask":
-                self._student_seconds += student_seconds
-                return message
-            self._answer(message, on_ask)
+    def _time_limit(self, what: str, which: str, limit: float) -> LimitExceeded:
+        self.stop()
+        return LimitExceeded(f"Stopped {what}: it took longer than the {which} time limit of {limit:.0f} s.")
 
-    def _receive(self, what: str) -> dict:
+    def _wait_reply(self, timeout: float, on_ask: Callable[[str, list], Any] | None, what: str) -> dict:
+        """Read messages until the child's reply, answering its model requests.
+
+        The child's time counts against `timeout` and the whole-submission
+        budget; the grader's time spent answering counts against
+        `Limits.answer_seconds`, so neither side can stall a grading.
+        """
+        student_seconds = answer_seconds = 0.0
         try:
-            return channel.receive(self._from_child)
-        except (EOFError, channel.ChannelError, OSError) as error:
+            while True:
+                remaining_total = self.limits.submission_seconds - self._student_seconds - student_seconds
+                remaining = min(timeout - student_seconds, remaining_total)
+                started = time.monotonic()
+                ready, _, _ = select.select([self._from_child], [], [], max(remaining, 0))
+                if ready:
+                    message = self._receive(what, deadline=started + max(remaining, 0))
+                student_seconds += time.monotonic() - started
+                if not ready:
+                    if remaining < remaining_total:
+                        raise self._time_limit(what, "per-call", timeout)
+                    raise self._time_limit(what, "whole-submission", self.limits.submission_seconds)
+                if message["op"] != "ask":
+                    return message
+
+                started = time.monotonic()
+                self._answer(message, on_ask)
+                answer_seconds += time.monotonic() - started
+                if answer_seconds > self.limits.answer_seconds:
+                    raise self._time_limit(
+                        what, "model-time", self.limits.answer_seconds
+                    )
+        finally:
+            self._student_seconds += student_seconds
+
+    def _receive(self, what: str, deadline: float) -> dict:
+        try:
+            message = channel.receive(self._from_child, deadline)
+        except channel.ChannelTimeout:
+            raise self._time_limit(what, "per-call", self.limits.call_seconds) from None
+        except (EOFError, channel.ChannelError, OSError, ValueError) as error:
             code = self._process.poll() if self._process else None
             if code is None and self._process is not None:
                 try:
@@ -298,6 +322,7 @@ class Sandbox:
                     pass
             self.stop()
             raise ChildCrashed(self._describe_exit(code, what, error)) from None
+        return message
 
     def _describe_exit(self, code: int | None, what: str, error: Exception) -> str:
         if code is None:
@@ -317,13 +342,21 @@ class Sandbox:
         try:
             if on_ask is None:
                 raise ValueError("no model or tokenizer is available here")
-            method = message.get("method")
-            args = [channel.decode_value(arg) for arg in message.get("args", [])]
-            value = on_ask(str(method), args)
+            args = message.get("args")
+            if not isinstance(args, list):
+                raise ValueError("malformed request")
+            value = on_ask(str(message.get("method")), [channel.decode_value(arg) for arg in args])
             reply = {"op": "answer", "value": channel.encode_value(value)}
-        except (TypeError, ValueError, channel.ChannelError) as error:
+        except (TypeError, ValueError, IndexError, OverflowError, channel.ChannelError) as error:
+            # Raised in the student's code as if the real object had raised it.
             reply = {"op": "error", "type": type(error).__name__, "message": str(error)}
-        channel.send(self._to_child, reply)
+        try:
+            channel.send(self._to_child, reply, deadline=time.monotonic() + self.limits.call_seconds)
+        except channel.ChannelTimeout:
+            raise self._time_limit("answering a model call", "per-call", self.limits.call_seconds) from None
+        except OSError as error:
+            self.stop()
+            raise ChildCrashed(f"The submission's process ended during a model call ({error}).") from None
 
     def call(
         self,
@@ -355,7 +388,9 @@ class Sandbox:
                    "use_reference": list(use_reference), "repeat_with_keys": repeat_with_keys,
                    "return_argument": return_argument}
         try:
-            channel.send(self._to_child, message)
+            channel.send(self._to_child, message, deadline=time.monotonic() + self.limits.call_seconds)
+        except channel.ChannelTimeout:
+            raise self._time_limit(f"sending the arguments of {function}()", "per-call", self.limits.call_seconds) from None
         except OSError:
             self.stop()
             raise ChildCrashed("The submission's process ended before the call.") from None

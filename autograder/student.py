@@ -17,6 +17,11 @@ from autograder import channel
 from autograder.sandbox import Callback, Sandbox
 
 
+# Longer contexts are never needed by the lab and would let a submission hold
+# the grader in long forward passes (8192 tokens take minutes on 2 cores).
+MAX_CONTEXT_TOKENS = 1024
+
+
 @dataclasses.dataclass(frozen=True)
 class AsJax:
     """Send this array as a `jax.Array`."""
@@ -89,7 +94,10 @@ class StudentCode:
 
         if name == "next_token_logits" and _is_model(target):
             (token_ids,) = args
-            return np.asarray(target.next_token_logits(_token_ids(token_ids)), dtype=np.float32)
+            ids = _token_ids(token_ids)
+            if len(ids) > MAX_CONTEXT_TOKENS:
+                raise ValueError(f"the grader's model accepts at most {MAX_CONTEXT_TOKENS} tokens, got {len(ids)}")
+            return np.asarray(target.next_token_logits(ids), dtype=np.float32)
         if name == "encode" and _is_tokenizer(target):
             text, add_bos, add_eos = args
             if not isinstance(text, str):

@@ -32,12 +32,14 @@ class Submission:
       skipped: `(location, text)` of each top-level statement that was not
         run, e.g. `("line 12", "print(x)")` or `("cell 4, line 1", ...)`.
       syntax_error: a message when the code does not parse, else None.
+      broken_cells: a message for each notebook cell skipped for a syntax error.
     """
 
     path: Path
     source: str
     skipped: tuple[tuple[str, str], ...] = ()
     syntax_error: str | None = None
+    broken_cells: tuple[str, ...] = ()
 
 
 def find_submission_file(path: Path) -> Path:
@@ -62,14 +64,24 @@ def find_submission_file(path: Path) -> Path:
     )
 
 
+# Cell magics whose body is ordinary Python.
+_PYTHON_CELL_MAGICS = {"time", "timeit", "capture", "prun"}
+
+
 def _strip_ipython(cell_source: str) -> str:
     """Turn IPython syntax into plain Python.
 
     IPython's own input transformer rewrites magics and shell lines as
-    `get_ipython()...` calls, which the definition filter then skips. Cell
-    magics (`%%bash`, `%%capture`, ...) hold no Python and are dropped.
+    `get_ipython()...` calls, which the definition filter then skips. The
+    body of `%%time`, `%%timeit`, `%%capture` and `%%prun` cells is kept;
+    other cell magics (`%%bash`, `%%html`, ...) hold no Python and are dropped.
     """
-    if cell_source.lstrip().startswith("%%"):
+    stripped = cell_source.lstrip()
+    if stripped.startswith("%%"):
+        magic = stripped[2:].split(maxsplit=1)[0] if stripped[2:].strip() else ""
+        if magic in _PYTHON_CELL_MAGICS:
+            # Keep the line count: the magic line becomes blank.
+            return "\n" + stripped.split("\n", 1)[1] if "\n" in stripped else ""
         return ""
     try:
         from IPython.core.inputtransformer2 import TransformerManager
@@ -89,20 +101,30 @@ def _strip_shell_lines(cell_source: str) -> str:
     return "\n".join(kept)
 
 
-def _notebook_source(path: Path) -> tuple[str, list[tuple[int, int]]]:
-    """Return the code cells joined into one source, and (first line, cell number) of each."""
+def _notebook_source(path: Path) -> tuple[str, list[tuple[int, int]], list[str]]:
+    """Join the code cells into one source.
+
+    Returns the source, (first line, cell number) of each code cell, and a
+    message for each cell left out because it does not parse: one broken
+    experiment cell should not cost the functions defined in other cells.
+    """
     import nbformat
 
     notebook = nbformat.read(path, as_version=4)
-    parts, starts, line = [], [], 1
+    parts, starts, broken, line = [], [], [], 1
     for number, cell in enumerate(notebook.cells, start=1):
         if cell.cell_type != "code":
             continue
         code = _strip_ipython(cell.source).rstrip("\n") + "\n"
+        try:
+            ast.parse(code)
+        except SyntaxError as error:
+            broken.append(f"cell {number} was skipped: SyntaxError at line {error.lineno}: {error.msg}")
+            code = "\n" * code.count("\n")  # keep the line numbers of later cells
         parts.append(code)
         starts.append((line, number))
         line += code.count("\n") + 1  # one blank line between cells
-    return "\n".join(parts), starts
+    return "\n".join(parts), starts, broken
 
 
 def _locate(line: int, cell_starts: list[tuple[int, int]] | None) -> str:
@@ -133,6 +155,12 @@ def _is_definition(node: ast.stmt) -> bool:
     return False
 
 
+def _first_line(node: ast.stmt) -> int:
+    """The statement's first line, counting decorators."""
+    decorators = getattr(node, "decorator_list", [])
+    return min([node.lineno] + [decorator.lineno for decorator in decorators])
+
+
 def filter_definitions(source: str) -> tuple[str, tuple[tuple[int, str], ...]]:
     """Return (source with only definitions, the skipped statements)."""
     tree = ast.parse(source)
@@ -145,7 +173,7 @@ def filter_definitions(source: str) -> tuple[str, tuple[tuple[int, str], ...]]:
             skipped.append((node.lineno, lines[node.lineno - 1].strip()[:80]))
     # Keep the original line numbers in tracebacks: blank out the lines of
     # skipped statements instead of unparsing the tree.
-    kept_lines = {line for node in kept for line in range(node.lineno, node.end_lineno + 1)}
+    kept_lines = {line for node in kept for line in range(_first_line(node), node.end_lineno + 1)}
     filtered = [line if number in kept_lines else "" for number, line in enumerate(lines, start=1)]
     return "\n".join(filtered) + "\n", tuple(skipped)
 
@@ -153,10 +181,10 @@ def filter_definitions(source: str) -> tuple[str, tuple[tuple[int, str], ...]]:
 def read_submission(path: Path) -> Submission:
     """Read and filter the submission at `path` (file or folder)."""
     file = find_submission_file(path)
-    cell_starts = None
+    cell_starts, broken_cells = None, []
     try:
         if file.suffix == ".ipynb":
-            raw, cell_starts = _notebook_source(file)
+            raw, cell_starts, broken_cells = _notebook_source(file)
         else:
             raw = file.read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
@@ -170,4 +198,4 @@ def read_submission(path: Path) -> Submission:
         text = (error.text or "").strip()
         return Submission(file, raw, syntax_error=f"SyntaxError at {location}: {error.msg}" + (f"\n    {text}" if text else ""))
     located = tuple((_locate(line, cell_starts), text) for line, text in skipped)
-    return Submission(file, source, located)
+    return Submission(file, source, located, broken_cells=tuple(broken_cells))

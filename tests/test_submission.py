@@ -40,10 +40,25 @@ def test_definitions_kept_with_line_numbers():
     assert skipped == ((2, "print('x')"),)
 
 
-def test_syntax_error_located_in_cell(tmp_path):
-    path = _notebook(tmp_path / "nb.ipynb", "x = 1", "def broken(:\n    pass")
+def test_broken_cell_skipped_alone(tmp_path):
+    path = _notebook(tmp_path / "nb.ipynb", "def ok():\n    return 1", "def broken(:\n    pass", "x = 2")
     submission = read_submission(path)
-    assert submission.syntax_error.startswith("SyntaxError at cell 2, line 1")
+    assert submission.syntax_error is None
+    assert "def ok():" in submission.source
+    assert "x = 2" in submission.source
+    assert submission.broken_cells == ("cell 2 was skipped: SyntaxError at line 1: invalid syntax",)
+
+
+def test_python_cell_magics_kept(tmp_path):
+    path = _notebook(tmp_path / "nb.ipynb", "%%time\ndef timed():\n    return 1", "%%bash\necho hi")
+    submission = read_submission(path)
+    assert "def timed():" in submission.source
+    assert "echo" not in submission.source
+
+
+def test_decorated_definitions_kept():
+    filtered, _ = filter_definitions("import functools\n@functools.lru_cache()\ndef f():\n    return 1\n")
+    assert "@functools.lru_cache()" in filtered
 
 
 def test_folder_discovery(tmp_path):
