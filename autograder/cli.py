@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -21,7 +22,7 @@ USAGE_ERROR = 2
 
 
 def _parser() -> argparse.ArgumentParser:
-    from autograder.reports import FORMATS
+    from autograder.reports import FORMATS  # light: no pytest, JAX or model
 
     parser = argparse.ArgumentParser(
         prog="lm-grade",
@@ -60,29 +61,38 @@ def _list_tests() -> str:
     return "\n".join(lines) + "\n"
 
 
+def _stop_on_sigterm(signum, frame) -> None:
+    # Unwind normally, so the sandbox's context manager kills the child.
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     _configure_logging(args.verbose)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+
+    # Usage errors first: they need none of the heavy imports below.
+    from autograder.submission import find_submission_file
+    from lm_support import MODEL_NAMES
+
+    if not args.list_tests:
+        if args.submission is None:
+            parser.error("the submission path is required (or pass --list-tests)")
+        if args.model not in MODEL_NAMES:
+            parser.error(f"unknown model {args.model!r}; choose one of {', '.join(MODEL_NAMES)}")
+        try:
+            find_submission_file(args.submission)
+        except SubmissionNotFound as error:
+            print(f"lm-grade: error: {error}", file=sys.stderr)
+            return USAGE_ERROR
 
     if args.list_tests:
         sys.stdout.write(_list_tests())
         return 0
-    if args.submission is None:
-        parser.error("the submission path is required (or pass --list-tests)")
 
     from autograder.grading import grade
     from autograder.reports import render
-    from autograder.submission import find_submission_file
-    from lm_support import MODEL_NAMES
-
-    if args.model not in MODEL_NAMES:
-        parser.error(f"unknown model {args.model!r}; choose one of {', '.join(MODEL_NAMES)}")
-    try:
-        find_submission_file(args.submission)
-    except SubmissionNotFound as error:
-        print(f"lm-grade: error: {error}", file=sys.stderr)
-        return USAGE_ERROR
 
     logger.info("Grading %s on %s", args.submission, args.model)
     report = grade(args.submission, model_name=args.model, public_only=args.public_only)

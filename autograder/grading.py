@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from autograder import sandbox
-from autograder.plugin import GradingPlugin, TestResult
+from autograder.plugin import VISIBLE, GradingPlugin, TestResult
 from autograder.student import StudentCode
 from autograder.submission import Submission, read_submission
 
@@ -111,15 +111,22 @@ def grade(
     with sandbox.Sandbox(source, limits) as box:
         try:
             box.start()
-        except sandbox.SubmissionFailure as error:
+        except sandbox.LoadError as error:
             logger.info("Submission %s failed to load: %s", submission.path, error)
             if not submission.syntax_error:
-                notes.insert(0, str(error))
+                details = f"\n{error.traceback.rstrip()}" if error.traceback.strip() else ""
+                notes.insert(0, f"{error}{details}")
         student = StudentCode(box)
         tests = run_suites(student, model_name, public_only, selection or [])
         printed = box.take_output().strip()
     if printed:
         notes.append(f"Your code printed outside the checks:\n{printed}")
+    if public_only:
+        hidden = [test for test in list_tests() if test.visibility != VISIBLE]
+        notes.append(
+            f"This local check ran only the public checks; {len(hidden)} more checks worth "
+            f"{sum(test.max_score for test in hidden):g} points run in full grading."
+        )
     return GradeReport(str(submission.path), tests, time.monotonic() - started, notes)
 
 

@@ -74,10 +74,7 @@ def _failure_text(error: BaseException) -> tuple[str, str]:
             text += f"\nTraceback (your code only):\n{error.traceback.rstrip()}"
         return "failed", text
     if isinstance(error, sandbox.LoadError):
-        text = str(error)
-        if error.traceback.strip():
-            text += f"\n{error.traceback.rstrip()}"
-        return "error", text
+        return "error", "Not checked: the submission could not be run (see the note below the scores)."
     if isinstance(error, sandbox.SubmissionFailure):
         return "failed", str(error)
     logger.error("Grader error in a test: %r", error, exc_info=error)

@@ -3,21 +3,38 @@
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ElementTree
+from typing import TYPE_CHECKING
 
-from autograder.grading import GradeReport
+if TYPE_CHECKING:
+    from autograder.grading import GradeReport
 
 FORMATS = ("text", "json", "gradescope", "junit")
+
+
+# Control characters other than newline and tab: terminal escape sequences
+# in student output could hide or fake the score, and XML 1.0 forbids them.
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """Replace control characters in student-controlled text with U+FFFD."""
+    return _CONTROL_CHARACTERS.sub("\ufffd", text)
 
 
 def _points(value: float) -> str:
     return f"{value:g}"
 
 
+def _indented(text: str) -> list[str]:
+    return [f"  {line}" for line in printable(text).splitlines()]
+
+
 def to_text(report: GradeReport) -> str:
     """A score table followed by the feedback of each test that lost points."""
     width = max((len(test.name) for test in report.tests), default=10)
-    lines = [f"Submission: {report.submission}", ""]
+    lines = [f"Submission: {printable(repr(report.submission))}", ""]
     for test in report.tests:
         mark = "PASS" if test.status == "passed" else "FAIL"
         lines.append(f"{mark}  {test.name:<{width}}  {_points(test.score):>4} / {_points(test.max_score)}")
@@ -28,6 +45,7 @@ def to_text(report: GradeReport) -> str:
     if failures:
         lines += ["", "Feedback", "--------"]
     reported_not_implemented = set()
+    previous_output = None
     for test in failures:
         # One line for an exercise that is not started, not one per test.
         if test.status == "not implemented":
@@ -36,11 +54,17 @@ def to_text(report: GradeReport) -> str:
             reported_not_implemented.add(test.exercise)
             lines += [f"[{test.exercise}] {test.output.splitlines()[0]}", ""]
             continue
-        lines.append(f"[{test.name}] ({_points(test.max_score)} points)")
-        lines += [f"  {line}" for line in (test.output or "No details.").splitlines()]
+        unit = "point" if test.max_score == 1 else "points"
+        if test.output and test.output == previous_output:
+            lines.insert(len(lines) - 1, f"[{test.name}] ({_points(test.max_score)} {unit}): the same")
+            continue
+        lines.append(f"[{test.name}] ({_points(test.max_score)} {unit})")
+        lines += _indented(test.output or "No details.")
         lines.append("")
+        previous_output = test.output
+    # Notes may quote student output: indented, so they cannot pass for a score line.
     for note in report.notes:
-        lines += ["", f"Note: {note}"]
+        lines += ["", "Note:", *_indented(note)]
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -50,14 +74,14 @@ def to_json(report: GradeReport) -> str:
         "score": report.score,
         "max_score": report.max_score,
         "execution_time": round(report.execution_seconds, 3),
-        "output": "\n\n".join(report.notes),
+        "output": printable("\n\n".join(report.notes)),
         "tests": [
             {
                 "name": test.name,
                 "score": test.score,
                 "max_score": test.max_score,
                 "status": "passed" if test.status == "passed" else "failed",
-                "output": test.output,
+                "output": printable(test.output),
                 "visibility": test.visibility,
                 "tags": [test.exercise],
             }
@@ -82,7 +106,7 @@ def to_junit(report: GradeReport) -> str:
         ])
         if test.status != "passed":
             failure = ElementTree.SubElement(case, "failure", message=test.status)
-            failure.text = test.output
+            failure.text = printable(test.output)
     return ElementTree.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"
 
 

@@ -116,6 +116,14 @@ def _notebook_source(path: Path) -> tuple[str, list[tuple[int, int]], list[str]]
         if cell.cell_type != "code":
             continue
         code = _strip_ipython(cell.source).rstrip("\n") + "\n"
+        # Notes quote what the student typed, not IPython's rewrite of it.
+        originals = cell.source.rstrip("\n").splitlines()
+        rewritten = code.splitlines()
+        if len(originals) == len(rewritten):
+            code = "\n".join(
+                f"{line}  # {original}" if original.lstrip().startswith(("%", "!")) else line
+                for line, original in zip(rewritten, originals)
+            ) + "\n"
         try:
             ast.parse(code)
         except SyntaxError as error:
@@ -170,7 +178,10 @@ def filter_definitions(source: str) -> tuple[str, tuple[tuple[int, str], ...]]:
         if _is_definition(node):
             kept.append(node)
         else:
-            skipped.append((node.lineno, lines[node.lineno - 1].strip()[:80]))
+            text = lines[node.lineno - 1].strip()
+            if text.startswith("get_ipython()") and "  # " in text:
+                text = text.split("  # ", 1)[1]  # the magic as typed
+            skipped.append((node.lineno, text if len(text) <= 80 else text[:79] + "…"))
     # Keep the original line numbers in tracebacks: blank out the lines of
     # skipped statements instead of unparsing the tree.
     kept_lines = {line for node in kept for line in range(_first_line(node), node.end_lineno + 1)}

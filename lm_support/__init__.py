@@ -19,9 +19,11 @@ __all__ = [
     "prompt_transformer_model",
 ]
 
+# Kept here, not in `loading`, so that checking a name imports nothing heavy.
+DEFAULT_MODEL = "Gemma-270M"
+MODEL_NAMES = (DEFAULT_MODEL, "Gemma-1B", "Gemma-4B")
+
 _EXPORTS = {
-    "DEFAULT_MODEL": "lm_support.loading",
-    "MODEL_NAMES": "lm_support.loading",
     "load_model": "lm_support.loading",
     "LanguageModel": "lm_support.model",
     "load_gemma": "lm_support.seed_helpers",

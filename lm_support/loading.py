@@ -18,13 +18,12 @@ import numpy as np
 
 from lm_support._backend import gm, jax, jnp
 
-from lm_support import gguf_convert, weights_cache
+from lm_support import DEFAULT_MODEL, MODEL_NAMES, gguf_convert, weights_cache
 from lm_support.model import LanguageModel
 from lm_support.tokenizer import Tokenizer, load_tokenizer
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "Gemma-270M"
 CHECKPOINT_ENV_VAR = "LM_SUPPORT_CHECKPOINTS"
 
 # Bumped whenever the conversion changes, so stale cache entries are ignored.
@@ -38,8 +37,6 @@ class CheckpointSpec:
     folder_name: str
     transformer_class: type
 
-
-MODEL_NAMES = (DEFAULT_MODEL, "Gemma-1B", "Gemma-4B")
 
 _CHECKPOINTS = {
     "Gemma-1B": CheckpointSpec("gemma3-1b-pt", gm.nn.Gemma3_1B),

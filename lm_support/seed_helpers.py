@@ -14,7 +14,8 @@ import numpy as np
 
 from lm_support._backend import jax
 
-from lm_support.loading import DEFAULT_MODEL, load_model
+from lm_support import DEFAULT_MODEL
+from lm_support.loading import load_model
 from lm_support.model import LanguageModel
 from lm_support.tokenizer import Tokenizer
 

@@ -27,8 +27,11 @@ def test_notebook_magics_and_calls_skipped(tmp_path):
     assert "EPS = 1e-9" in submission.source
     assert "softmax(np.zeros(3))" not in submission.source
     assert "echo hello" not in submission.source
-    locations = [location for location, _ in submission.skipped]
-    assert locations == ["cell 1, line 1", "cell 1, line 2", "cell 3, line 3"]
+    assert submission.skipped == (
+        ("cell 1, line 1", "!pip install gemma"),
+        ("cell 1, line 2", "%matplotlib inline"),
+        ("cell 3, line 3", "softmax(np.zeros(3))"),
+    )
 
 
 def test_definitions_kept_with_line_numbers():
