@@ -155,8 +155,8 @@ def send(fd: int, message: dict, deadline: float | None = None) -> None:
     view = memoryview(_HEADER.pack(len(payload)) + payload)
     while view:
         _wait(fd, writing=True, deadline=deadline)
-        # select() reports a pipe writable when PIPE_BUF bytes fit, so
-        # writes of at most that size never block.
+        # On Linux, select() reports a pipe writable once a PIPE_BUF-sized
+        # write fits, so these writes do not block.
         written = os.write(fd, view[: select.PIPE_BUF] if deadline is not None else view)
         view = view[written:]
 

@@ -32,7 +32,7 @@ def _indented(text: str) -> list[str]:
 
 
 def to_text(report: GradeReport) -> str:
-    """A score table followed by the feedback of each test that lost points."""
+    """Render a score table followed by the feedback of each test that lost points."""
     width = max((len(test.name) for test in report.tests), default=10)
     lines = [f"Submission: {printable(repr(report.submission))}", ""]
     for test in report.tests:
@@ -69,7 +69,7 @@ def to_text(report: GradeReport) -> str:
 
 
 def to_json(report: GradeReport) -> str:
-    """One JSON object in Gradescope's `results.json` layout."""
+    """Render one JSON object in Gradescope's `results.json` layout."""
     payload = {
         "score": report.score,
         "max_score": report.max_score,

@@ -1,9 +1,9 @@
 """`StudentCode`: call the submission's functions from a test, as if in-process.
 
-Arguments are encoded for the channel here: NumPy arrays as data, `AsJax`
-wrappers as JAX arrays built in the child, `Key` as a JAX PRNG key built in
-the child, and models or tokenizers as proxies whose calls come back here and
-are recorded in `StudentCode.asks`.
+Arguments are encoded for the channel here. NumPy arrays travel as data,
+`AsJax` wrappers become JAX arrays in the child and `Key` becomes a JAX PRNG
+key there. Models and tokenizers become proxies: their calls come back here
+and are recorded in `StudentCode.asks`.
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ class StudentCode:
                                  use_reference=use_reference, return_argument=return_argument)
 
     def call_with_keys(self, function: str, *args: Any, seeds: list[int], typed: bool = True, **kwargs: Any) -> list:
-        """Call `function` once per seed, passing a PRNG key where `args` holds a `Key`."""
+        """Call `function` once per seed, with a PRNG key in place of the `Key` in `args`."""
         index = next(i for i, value in enumerate(args) if isinstance(value, Key))
         self.asks.clear()
         self._handles.clear()

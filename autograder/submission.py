@@ -19,7 +19,7 @@ EXPECTED_NAMES = ("lab3_transformer.py", "lab3_transformer.ipynb")
 
 
 class SubmissionNotFound(Exception):
-    """The path holds no gradable file; the message says what to pass."""
+    """The path contains no gradable file; the message says what to pass instead."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,7 +164,7 @@ def _is_definition(node: ast.stmt) -> bool:
 
 
 def _first_line(node: ast.stmt) -> int:
-    """The statement's first line, counting decorators."""
+    """Return the statement's first line, counting decorators."""
     decorators = getattr(node, "decorator_list", [])
     return min([node.lineno] + [decorator.lineno for decorator in decorators])
 
