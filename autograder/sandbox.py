@@ -106,9 +106,9 @@ def namespace_command() -> tuple[str, ...]:
     """Return the `unshare` prefix that confines the child, or () where it fails.
 
     The child gets its own network namespace (no network, not even
-    loopback) and its own PID namespace with a private /proc, so it can
-    neither see nor signal the grader, and every process it starts dies
-    with it. Without root, a user namespace makes this possible where the
+    loopback) and its own PID namespace with a private /proc, so it cannot
+    see or signal the grader (unless, as root, it unmounts that /proc), and
+    every process it starts dies with it. Without root, a user namespace makes this possible where the
     kernel allows unprivileged user namespaces.
     """
     unshare = shutil.which("unshare")
