@@ -8,12 +8,12 @@ A child that dies, times out or breaks the protocol is killed with its whole
 process group, and the next call starts a fresh one.
 
 NOTE: the child keeps the grader's user and file system. Run as root, it
-keeps root's capabilities inside its namespaces (it can unmount its /proc
-and see the host's processes), and any user can read installed files such
-as `autograder/reference_ops.py`, write files the grader reads later (the
-weights cache, the report path) and reach Unix sockets on the shared file
-system. A read-only, capability-free sandbox (for example bubblewrap) is
-still to be added.
+keeps root's capabilities inside its namespaces, so it can unmount its
+/proc and see the host's processes. As any user it can read installed
+files such as `autograder/reference_ops.py`, write files the grader reads
+later (the weights cache, the report path) and reach Unix sockets on the
+shared file system. A read-only, capability-free sandbox (for example
+bubblewrap) is still to be added.
 """
 
 from __future__ import annotations
