@@ -29,7 +29,7 @@ class NextToken:
     decode: object
 
     def top(self, count: int = 5) -> str:
-        """The `count` most probable tokens with their probabilities, as text."""
+        """Format the `count` most probable tokens with their probabilities."""
         ids, values = reference_ops.top_k(self.probs, count)
         return format_top_tokens(ids, values, self.decode)
 
@@ -80,7 +80,7 @@ def as_token_id(value, what: str) -> int:
 # Each statistical test wrongly fails a correct sampler with probability at
 # most this (the chi-square test's significance level).
 FALSE_FAILURE_PROBABILITY = 1e-6
-MIN_EXPECTED_COUNT = 5  # per chi-square bin, so the chi-square approximation holds
+MIN_EXPECTED_COUNT = 5  # per chi-square bin, so the chi-square approximation is valid
 
 
 def chi_square_p_value(draws: np.ndarray, probs: np.ndarray) -> tuple[float, list[tuple[str, int, float]]]:

@@ -31,7 +31,7 @@ def check(condition: bool, what: str, expected: object, received: object, hint: 
 
 
 def describe(value: object) -> str:
-    """A short, readable rendering of a value for feedback."""
+    """Render a value shortly and readably for feedback."""
     if isinstance(value, str):
         text = value
     elif isinstance(value, np.ndarray):

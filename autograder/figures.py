@@ -17,7 +17,7 @@ _TYPED_ARRAY_DTYPES = {"i1", "u1", "u1c", "i2", "u2", "i4", "u4", "f4", "f8"}
 
 
 class FigureError(ValueError):
-    """The figure is not a readable bar chart; the message says why."""
+    """The figure is not a readable bar chart. The message gives the reason."""
 
 
 @dataclasses.dataclass(frozen=True)

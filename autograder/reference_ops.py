@@ -18,7 +18,7 @@ def softmax(logits) -> np.ndarray:
 
 
 def top_k(probs, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The `k` largest entries, largest first, lower id first on ties."""
+    """Return the `k` largest entries, largest first, lower id first on ties."""
     values = np.asarray(probs)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= values.shape[-1]:
         raise ValueError(f"k must be an int between 1 and {values.shape[-1]}, got {k!r}")

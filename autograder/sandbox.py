@@ -45,7 +45,7 @@ class Limits:
     call_seconds: float = 60.0  # wall clock per call, excluding model time in the grader
     submission_seconds: float = 900.0  # wall clock of all calls together
     load_seconds: float = 60.0  # importing the submission
-    answer_seconds: float = 120.0  # grader time answering model calls during one call
+    answer_seconds: float = 120.0  # grader time spent on model calls during one call
     cpu_seconds: int = 900  # RLIMIT_CPU of the child
     memory_bytes: int = 8 * 1024**3  # RLIMIT_AS; JAX reserves much virtual memory
     file_bytes: int = 16 * 1024**2  # RLIMIT_FSIZE: largest file the child may write
@@ -105,10 +105,10 @@ def _require_tool(name: str) -> str:
 def namespace_command() -> tuple[str, ...]:
     """Return the `unshare` prefix that confines the child, or () where it fails.
 
-    The child gets its own network namespace (no network, not even
-    loopback) and its own PID namespace with a private /proc, so it cannot
-    see or signal the grader (unless, as root, it unmounts that /proc), and
-    every process it starts dies with it. Without root, a user namespace makes this possible where the
+    The child gets its own network namespace, with no network, not even
+    loopback. It also gets its own PID namespace with a private /proc, so it
+    cannot see or signal the grader unless, as root, it unmounts that /proc.
+    Every process it starts dies with it. Without root, a user namespace makes this possible where the
     kernel allows unprivileged user namespaces.
     """
     unshare = shutil.which("unshare")
@@ -283,10 +283,10 @@ class Sandbox:
         return LimitExceeded(f"Stopped {what}: it took longer than the {which} time limit of {limit:.0f} s.")
 
     def _wait_reply(self, timeout: float, on_ask: Callable[[str, list], Any] | None, what: str) -> dict:
-        """Read messages until the child's reply, answering its model requests.
+        """Read messages until the child's reply, serving its model requests.
 
         The child's time counts against `timeout` and the whole-submission
-        budget; the grader's time spent answering counts against
+        budget; the grader's time spent on those requests counts against
         `Limits.answer_seconds`, so neither side can stall a grading.
         """
         student_seconds = answer_seconds = 0.0
@@ -361,7 +361,7 @@ class Sandbox:
         try:
             channel.send(self._to_child, reply, deadline=time.monotonic() + self.limits.call_seconds)
         except channel.ChannelTimeout:
-            raise self._time_limit("answering a model call", "per-call", self.limits.call_seconds) from None
+            raise self._time_limit("returning a model result", "per-call", self.limits.call_seconds) from None
         except OSError as error:
             self.stop()
             raise ChildCrashed(f"The submission's process ended during a model call ({error}).") from None

@@ -19,7 +19,7 @@ EXPECTED_NAMES = ("lab3_transformer.py", "lab3_transformer.ipynb")
 
 
 class SubmissionNotFound(Exception):
-    """The path contains no gradable file; the message says what to pass instead."""
+    """The path contains no gradable file. The message names what to pass instead."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,10 +57,10 @@ def find_submission_file(path: Path) -> Path:
     if len(candidates) == 1:
         return candidates[0]
     if not candidates:
-        raise SubmissionNotFound(f"{path} holds no .py or .ipynb file; expected {' or '.join(EXPECTED_NAMES)}.")
+        raise SubmissionNotFound(f"{path} contains no .py or .ipynb file; expected {' or '.join(EXPECTED_NAMES)}.")
     names = ", ".join(p.name for p in candidates)
     raise SubmissionNotFound(
-        f"{path} holds several candidate files ({names}); name yours {EXPECTED_NAMES[0]} or {EXPECTED_NAMES[1]}."
+        f"{path} contains several candidate files ({names}); name yours {EXPECTED_NAMES[0]} or {EXPECTED_NAMES[1]}."
     )
 
 

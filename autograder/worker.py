@@ -3,9 +3,9 @@
 This module runs untrusted code: nothing it sends back is trusted. The
 grader starts it with `python -m autograder.worker IN_FD OUT_FD`, sends one
 `load` message with the submission's source, then `call` messages. During a
-call, student code may use a model and a tokenizer; those are proxies whose
-methods ask the grader over the channel, so the real model and its files stay
-in the grader's process.
+call, student code may use a model and a tokenizer. Those are proxies whose
+methods send requests to the grader over the channel, so the real model and
+its files stay in the grader's process.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ def stderr_silenced() -> Iterator[None]:
 
     TensorFlow's C++ logging (pulled in by `gemma` through `kauldron`) writes
     "All log messages before absl::InitializeLog()" and oneDNN notices at
-    import, whatever TF_CPP_MIN_LOG_LEVEL says, so the import is wrapped here.
+    import, whatever TF_CPP_MIN_LOG_LEVEL is set to, so the import is wrapped here.
     Python exceptions still propagate and are reported after the block.
     """
     sys.stderr.flush()

@@ -2,9 +2,9 @@
 
 The GGUF stores Hugging Face tensors in row-major (out, in) layout after its
 shape is reversed, quantised as F32, Q8_0, Q6_K, Q5_0 or Q4_K. `gguf.quants`
-dequantises each of them; this module reshapes the results into the tree that
-`gemma.gm.nn.Gemma3_270M` expects and rebuilds the SentencePiece tokenizer
-from the vocabulary stored in the GGUF metadata.
+dequantises each of them. This module reshapes the results into the tree
+that `gemma.gm.nn.Gemma3_270M` expects, and rebuilds the SentencePiece
+tokenizer from the vocabulary stored in the GGUF metadata.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ PADDED_LENGTHS = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
 
 
 def padded_length(length: int) -> int:
-    """Return the smallest padded length that holds `length` tokens."""
+    """Return the smallest padded length that fits `length` tokens."""
     for candidate in PADDED_LENGTHS:
         if length <= candidate:
             return candidate
@@ -56,7 +56,7 @@ class LanguageModel:
     def _last_position_logits(self, params: dict, tokens: jax.Array) -> jax.Array:
         # Attention is causal and the `gemma` transformer masks PAD (id 0)
         # tokens, so right padding leaves the logits at the last real token
-        # unchanged; `return_last_only` reads that position from the mask.
+        # unchanged. `return_last_only` finds that position from the mask.
         output = self.transformer.apply({"params": params}, tokens=tokens, return_last_only=True)
         return output.logits.astype(jnp.float32)
 

@@ -45,7 +45,7 @@ def generate_ids(
 ) -> list[int]:
     """Return up to `max_new_tokens` new token ids, stopping after EOS.
 
-    Greedy decoding takes the largest logit (lowest id on ties); sampling
+    Greedy decoding takes the largest logit, the lowest id on ties. Sampling
     draws from the softmax of the logits with a key split off at every step.
     Tokens in `forbidden_ids` are never generated.
     """
