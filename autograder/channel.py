@@ -2,8 +2,8 @@
 
 Messages are JSON objects framed by a 4-byte big-endian length. Values are
 plain data only: JSON scalars and strings, lists, tuples, string-keyed dicts,
-NumPy arrays (dtype, shape and base64 bytes), and plotly figures as their
-JSON. `decode_value` rebuilds them in the trusted process from built-in types
+NumPy arrays (dtype, shape and base64 bytes), the data of JAX PRNG keys, and
+plotly figures as their JSON. `decode_value` rebuilds them in the trusted process from built-in types
 and fresh `numpy.ndarray`s, so no object made by student code (an array
 subclass, a custom `__eq__`) ever reaches a comparison.
 """
@@ -11,6 +11,7 @@ subclass, a custom `__eq__`) ever reaches a comparison.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import os
 import select
@@ -84,6 +85,8 @@ def encode_value(value: Any, depth: int = 0) -> Any:
         return value
     if isinstance(value, np.ndarray):
         return encode_array(value)
+    if isinstance(value, PRNGKeyData):
+        return {"$key_data": encode_array(value.data)["$array"]}
     if isinstance(value, np.generic):
         return encode_array(np.asarray(value))
     if type(value) in (list, tuple):
@@ -116,6 +119,8 @@ def decode_value(wire: Any, depth: int = 0) -> Any:
         if type(payload) is not dict or len(payload) > MAX_ITEMS:
             raise ChannelError("malformed or oversized dict")
         return {str(key): decode_value(item, depth + 1) for key, item in payload.items()}
+    if tag == "$key_data":
+        return PRNGKeyData(decode_array(payload))
     if tag == "$figure":
         if type(payload) is not str:
             raise ChannelError("malformed figure")
@@ -132,6 +137,13 @@ def clean_text(text: str) -> str:
 
 class FigureJSON(str):
     """A plotly figure serialised by `plotly.io.to_json`, not yet parsed."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PRNGKeyData:
+    """The data of a typed JAX PRNG key (`jax.random.key_data`), sent without JAX objects."""
+
+    data: np.ndarray
 
 
 class ChannelTimeout(ChannelError):

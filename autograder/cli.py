@@ -1,7 +1,8 @@
 """`lm-grade`: grade a Lab 3 submission against the real Gemma 3 model.
 
 Exit status: 0 when a report was produced, whatever the score; 2 for a usage
-error (unknown option, missing path).
+error (unknown option, missing path); 3 when the isolation level requested
+with `--isolation` does not work on this machine.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from autograder.submission import SubmissionNotFound
 logger = logging.getLogger("autograder")
 
 USAGE_ERROR = 2
+ISOLATION_ERROR = 3
 
 
 def _parser() -> argparse.ArgumentParser:
+    from autograder.confinement import MODES
     from autograder.reports import FORMATS  # light: no pytest, JAX or model
 
     parser = argparse.ArgumentParser(
@@ -34,6 +37,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--public-only", action="store_true", help="run only the tests visible to students")
     parser.add_argument("--list-tests", action="store_true", help="list every test with its points and exit")
     parser.add_argument("--model", default="Gemma-270M", help="model for reference values (default: Gemma-270M)")
+    parser.add_argument(
+        "--isolation", choices=MODES, default="auto",
+        help="how student code is confined: auto (the strongest level that works here, the default), "
+             "or exactly bubblewrap, namespaces or none; a named level that does not work stops lm-grade",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debugging details to standard error")
     return parser
 
@@ -94,8 +102,15 @@ def main(argv: list[str] | None = None) -> int:
     from autograder.grading import grade
     from autograder.reports import render
 
+    from autograder.confinement import IsolationUnavailable
+
     logger.info("Grading %s on %s", args.submission, args.model)
-    report = grade(args.submission, model_name=args.model, public_only=args.public_only)
+    try:
+        report = grade(args.submission, model_name=args.model, public_only=args.public_only,
+                       isolation=args.isolation)
+    except IsolationUnavailable as error:
+        print(f"lm-grade: error: {error}", file=sys.stderr)
+        return ISOLATION_ERROR
     text = render(report, args.format)
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)

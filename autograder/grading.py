@@ -95,9 +95,17 @@ def grade(
     model_name: str = "Gemma-270M",
     public_only: bool = False,
     limits: sandbox.Limits = sandbox.Limits(),
+    isolation: str = "auto",
     selection: list[str] | None = None,
 ) -> GradeReport:
-    """Grade the submission at `path` and return its report."""
+    """Grade the submission at `path` and return its report.
+
+    `isolation` is an `autograder.confinement.MODES` value.
+
+    Raises:
+      confinement.IsolationUnavailable: `isolation` names a level that does
+        not work on this machine.
+    """
     started = time.monotonic()
     submission = read_submission(path)
     notes = _notes_for(submission)
@@ -108,7 +116,7 @@ def grade(
         # Grade a module that raises the same error, so every test reports it.
         source = f"raise SyntaxError({submission.syntax_error!r})\n"
 
-    with sandbox.Sandbox(source, limits) as box:
+    with sandbox.Sandbox(source, limits, isolation) as box:
         try:
             box.start()
         except sandbox.LoadError as error:

@@ -7,20 +7,14 @@ any amount of output neither blocks the child nor fills the grader's memory.
 A child that dies, times out or breaks the protocol is killed with its whole
 process group, and the next call starts a fresh one.
 
-NOTE: the child keeps the grader's user and file system. Run as root, it
-keeps root's capabilities inside its namespaces, so it can unmount its
-/proc and see the host's processes. As any user it can read installed
-files such as `autograder/reference_ops.py`, write files the grader reads
-later (the weights cache, the report path) and reach Unix sockets on the
-shared file system. A read-only, capability-free sandbox (for example
-bubblewrap) is still to be added.
+`autograder.confinement` chooses how the child is confined (bubblewrap,
+namespaces only, or rlimits only) and documents what each level covers.
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
-import functools
 import logging
 import os
 import select
@@ -33,7 +27,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from autograder import channel
+from autograder import channel, confinement
 
 logger = logging.getLogger(__name__)
 
@@ -101,34 +95,18 @@ def _require_tool(name: str) -> str:
     return path
 
 
-@functools.cache
-def namespace_command() -> tuple[str, ...]:
-    """Return the `unshare` prefix that confines the child, or () where it fails.
-
-    The child gets its own network namespace, with no network, not even
-    loopback. It also gets its own PID namespace with a private /proc, so it
-    cannot see or signal the grader unless, as root, it unmounts that /proc.
-    Every process it starts dies with it. Without root, a user namespace makes this possible where the
-    kernel allows unprivileged user namespaces.
-    """
-    unshare = shutil.which("unshare")
-    if unshare is None:
-        logger.warning("unshare(1) not found: student code runs without network and PID namespaces")
-        return ()
-    command = [unshare, "--net", "--pid", "--fork", "--mount-proc", "--kill-child"]
-    if os.getuid() != 0:
-        command.insert(1, "--map-root-user")
-    try:
-        probe = subprocess.run([*command, "true"], capture_output=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired) as error:
-        probe = None
-        logger.warning("unshare(1) failed (%s): student code runs without namespaces", error)
-    if probe is not None and probe.returncode != 0:
-        logger.warning(
-            "unshare(1) failed (%s): student code runs without network and PID namespaces",
-            probe.stderr.decode(errors="replace").strip(),
-        )
-    return tuple(command) if probe is not None and probe.returncode == 0 else ()
+def _tasks_of_user(uid: int) -> int:
+    """Count the processes and threads that belong to `uid`, from /proc."""
+    count = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            if entry.stat().st_uid == uid:
+                count += len(os.listdir(f"/proc/{entry.name}/task"))
+        except OSError:  # the process ended meanwhile
+            continue
+    return count
 
 
 @dataclasses.dataclass
@@ -145,13 +123,19 @@ class Sandbox:
     Args:
       source: the submission's Python source (already filtered).
       limits: resource limits.
-      workdir: the child's working directory, private to this submission.
+      isolation: an `autograder.confinement.MODES` value.
+
+    Raises:
+      confinement.IsolationUnavailable: `isolation` names a level that does
+        not work on this machine.
     """
 
-    def __init__(self, source: str, limits: Limits = Limits(), workdir: str | None = None):
+    def __init__(self, source: str, limits: Limits = Limits(), isolation: str = "auto"):
         self.source = source
         self.limits = limits
-        self.workdir = workdir or tempfile.mkdtemp(prefix="lm-grade-")
+        self.confinement = confinement.choose(isolation)
+        # Without a private /tmp, the child works in a folder of its own.
+        self._workdir = None if self.confinement.private_tmp else tempfile.mkdtemp(prefix="lm-grade-")
         self.functions: list[str] = []
         self._process: subprocess.Popen | None = None
         self._to_child = self._from_child = -1
@@ -164,7 +148,7 @@ class Sandbox:
 
     # Process lifetime.
 
-    def _limit_command(self) -> list[str]:
+    def _limit_command(self, uid: int | None) -> list[str]:
         """Return the setpriv(1) and prlimit(1) prefix that limits the child.
 
         prlimit sets the limits and then executes the rest of the command, so
@@ -182,23 +166,36 @@ class Sandbox:
             f"--nofile={limits.open_files}",
             "--core=0",
         ]
-        if os.getuid() != 0:  # root ignores RLIMIT_NPROC
+        if uid is not None:
             command.append(f"--nproc={limits.processes}")
+        elif os.getuid() != 0:
+            # RLIMIT_NPROC counts every task of the user, the grader's own
+            # threads and other programs included, so the child gets its
+            # budget on top of those. Root ignores the limit.
+            command.append(f"--nproc={_tasks_of_user(os.getuid()) + limits.processes}")
         return command
 
     def _child_environment(self) -> dict[str, str]:
         keep = ("PATH", "LANG", "LC_ALL", "TF_CPP_MIN_LOG_LEVEL")
         env = {name: os.environ[name] for name in keep if name in os.environ}
-        env.update(HOME=self.workdir, TMPDIR=self.workdir, JAX_PLATFORMS="cpu",
+        home = "/tmp" if self._workdir is None else self._workdir
+        env.update(HOME=home, TMPDIR=home, MPLCONFIGDIR=home, JAX_PLATFORMS="cpu",
                    PYTHONDONTWRITEBYTECODE="1", MPLBACKEND="Agg", XLA_FLAGS="--xla_cpu_multi_thread_eigen=true")
+        # One thread per numerical library: the child's arrays are small, and
+        # threads count against the process limit.
+        env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
         return env
 
     def start(self) -> None:
         """Start a child and import the submission in it."""
+        prefix, uid = self.confinement.command()
+        if self._workdir is not None and uid is not None:
+            os.chown(self._workdir, uid, uid)
+
         to_child_read, to_child_write = os.pipe()
         from_child_read, from_child_write = os.pipe()
         # `-I` (isolated mode) ignores PYTHON* variables and the user site.
-        command = [*self._limit_command(), *namespace_command(), sys.executable, "-I", "-u", "-m", "autograder.worker",
+        command = [*self._limit_command(uid), *prefix, sys.executable, "-I", "-u", "-m", "autograder.worker",
                    str(to_child_read), str(from_child_write)]
         self._process = subprocess.Popen(
             command,
@@ -206,7 +203,7 @@ class Sandbox:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             pass_fds=(to_child_read, from_child_write),
-            cwd=self.workdir,
+            cwd=self._workdir or "/",
             env=self._child_environment(),
             start_new_session=True,  # its own process group, killed as a whole
         )
@@ -256,6 +253,8 @@ class Sandbox:
 
     def __exit__(self, *exc_info) -> None:
         self.stop()
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
 
     # Student output.
 
@@ -282,7 +281,7 @@ class Sandbox:
         self.stop()
         return LimitExceeded(f"Stopped {what}: it took longer than the {which} time limit of {limit:.0f} s.")
 
-    def _wait_reply(self, timeout: float, on_ask: Callable[[str, list], Any] | None, what: str) -> dict:
+    def _wait_reply(self, timeout: float, on_ask: Callable[[str, list, dict], Any] | None, what: str) -> dict:
         """Read messages until the child's reply, serving its model requests.
 
         The child's time counts against `timeout` and the whole-submission
@@ -346,14 +345,19 @@ class Sandbox:
             return f"The submission's process ended while {what}: {reason}."
         return f"The submission's process exited with status {code} while {what}."
 
-    def _answer(self, message: dict, on_ask: Callable[[str, list], Any] | None) -> None:
+    def _answer(self, message: dict, on_ask: Callable[[str, list, dict], Any] | None) -> None:
         try:
             if on_ask is None:
                 raise ValueError("no model or tokenizer is available here")
             args = message.get("args")
-            if not isinstance(args, list):
+            kwargs = message.get("kwargs", {})
+            if not isinstance(args, list) or not isinstance(kwargs, dict):
                 raise ValueError("malformed request")
-            value = on_ask(str(message.get("method")), [channel.decode_value(arg) for arg in args])
+            value = on_ask(
+                str(message.get("method")),
+                [channel.decode_value(arg) for arg in args],
+                {str(name): channel.decode_value(item) for name, item in kwargs.items()},
+            )
             reply = {"op": "answer", "value": channel.encode_value(value)}
         except (TypeError, ValueError, IndexError, OverflowError, channel.ChannelError) as error:
             # Raised in the student's code as if the real object had raised it.
@@ -371,7 +375,7 @@ class Sandbox:
         function: str,
         args: list,
         kwargs: dict,
-        on_ask: Callable[[str, list], Any] | None = None,
+        on_ask: Callable[[str, list, dict], Any] | None = None,
         use_reference: tuple[str, ...] = (),
         repeat_with_keys: dict | None = None,
         return_argument: int | None = None,

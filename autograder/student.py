@@ -13,9 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from autograder import channel
+from autograder import channel, reference_ops
 from autograder.sandbox import Callback, Sandbox
 
+
+# Helpers that tests may run with the grader's versions (`use_reference`).
+# The child's stand-ins send their calls here under this prefix.
+REFERENCE_HELPERS = ("softmax", "top_k", "greedy_next_token", "sample_next_token", "top_p_filter")
+REFERENCE_PREFIX = "reference."
 
 # Longer contexts are never needed by the lab and would let a submission hold
 # the grader in long forward passes (8192 tokens take minutes on 2 cores).
@@ -81,8 +86,12 @@ class StudentCode:
             return {"$tokenizer": {"handle": handle, "info": _tokenizer_info(value)}}
         return channel.encode_value(value)
 
-    def _answer(self, method: str, args: list) -> Any:
-        """Run a proxied model or tokenizer method for the child."""
+    def _answer(self, method: str, args: list, kwargs: dict) -> Any:
+        """Run a proxied model, tokenizer or reference method for the child."""
+        if method.startswith(REFERENCE_PREFIX):
+            return run_reference(method.removeprefix(REFERENCE_PREFIX), args, kwargs)
+        if kwargs:
+            raise TypeError(f"{method.rpartition('.')[2]}() takes no keyword arguments here")
         handle, _, name = method.rpartition(".")
         owner = handle.removesuffix(".tokenizer")
         target = self._handles.get(owner)
@@ -143,6 +152,35 @@ class StudentCode:
         if function.startswith("_"):
             raise AttributeError(function)
         return lambda *args, **kwargs: self.call(function, *args, **kwargs)
+
+
+def run_reference(name: str, args: list, kwargs: dict) -> Any:
+    """Run the grader's `name` on arguments sent by student code.
+
+    Errors come back to the student's code as `TypeError` or `ValueError`,
+    whatever the reference raised on its malformed arguments.
+    """
+    if name not in REFERENCE_HELPERS:
+        raise ValueError(f"unknown helper {name!r}")
+    args = [_as_jax_key(value) for value in args]
+    kwargs = {key: _as_jax_key(value) for key, value in kwargs.items()}
+    try:
+        return getattr(reference_ops, name)(*args, **kwargs)
+    except (TypeError, ValueError):
+        raise
+    except Exception as error:  # trusted code failing on untrusted arguments
+        raise ValueError(f"{name}() failed on these arguments: {type(error).__name__}: {error}") from None
+
+
+def _as_jax_key(value: Any) -> Any:
+    if not isinstance(value, channel.PRNGKeyData):
+        return value
+    import jax
+
+    try:
+        return jax.random.wrap_key_data(value.data)
+    except Exception as error:  # malformed key data is the caller's error
+        raise ValueError(f"invalid PRNG key data: {error}") from None
 
 
 def _token_ids(value: Any, allow_scalar: bool = False) -> list[int] | int:

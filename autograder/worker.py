@@ -35,9 +35,12 @@ class _Link:
     def send(self, message: dict) -> None:
         channel.send(self.out_fd, message)
 
-    def ask(self, method: str, *args: Any) -> Any:
-        """Ask the grader to run a model or tokenizer method and return its result."""
-        self.send({"op": "ask", "method": method, "args": [channel.encode_value(a) for a in args]})
+    def ask(self, method: str, args: tuple | list = (), kwargs: dict | None = None) -> Any:
+        """Ask the grader to run a model, tokenizer or reference method and return its result."""
+        message = {"op": "ask", "method": method, "args": [channel.encode_value(a) for a in args]}
+        if kwargs:
+            message["kwargs"] = {str(name): channel.encode_value(value) for name, value in kwargs.items()}
+        self.send(message)
         reply = channel.receive(self.in_fd)
         if reply["op"] == "answer":
             return channel.decode_value(reply["value"])
@@ -64,10 +67,10 @@ class TokenizerProxy:
         self.vocab_size = info["vocab_size"]
 
     def encode(self, text, add_bos=False, add_eos=False):
-        return self._link.ask(f"{self._handle}.encode", text, bool(add_bos), bool(add_eos))
+        return self._link.ask(f"{self._handle}.encode", (text, bool(add_bos), bool(add_eos)))
 
     def decode(self, ids):
-        return self._link.ask(f"{self._handle}.decode", _plain(ids))
+        return self._link.ask(f"{self._handle}.decode", (_plain(ids),))
 
     def __repr__(self):
         return f"<Tokenizer, vocabulary of {self.vocab_size} tokens>"
@@ -84,7 +87,7 @@ class ModelProxy:
         self.tokenizer = TokenizerProxy(link, f"{handle}.tokenizer", info["tokenizer"])
 
     def next_token_logits(self, token_ids):
-        return self._link.ask(f"{self._handle}.next_token_logits", _plain(token_ids))
+        return self._link.ask(f"{self._handle}.next_token_logits", (_plain(token_ids),))
 
     def __repr__(self):
         return f"<LanguageModel {self.name}>"
@@ -205,7 +208,7 @@ def _call(link: _Link, module: types.ModuleType, message: dict) -> dict:
     saved = {}
     for name in message.get("use_reference", []):
         saved[name] = module.__dict__.get(name)
-        module.__dict__[name] = _reference_function(name)
+        module.__dict__[name] = _reference_function(link, name)
     try:
         args = [_build_argument(link, wire) for wire in message["args"]]
         kwargs = {key: _build_argument(link, wire) for key, wire in message["kwargs"].items()}
@@ -231,10 +234,36 @@ def _call(link: _Link, module: types.ModuleType, message: dict) -> dict:
             module.__dict__[name] = original
 
 
-def _reference_function(name: str):
-    from autograder import reference_ops
+def _reference_function(link: _Link, name: str):
+    """Return a stand-in for the grader's `name` that runs in the grader.
 
-    return getattr(reference_ops, name)
+    The grader's implementations never enter this process, where student
+    code could read them.
+    """
+
+    def reference(*args, **kwargs):
+        try:
+            return link.ask(f"reference.{name}", [_helper_value(a) for a in args],
+                            {key: _helper_value(value) for key, value in kwargs.items()})
+        except channel.ChannelError as error:
+            raise TypeError(f"{name}() cannot take this argument: {error}") from None
+
+    reference.__name__ = reference.__qualname__ = name
+    return reference
+
+
+def _helper_value(value: Any) -> Any:
+    """Turn a helper argument (JAX arrays and keys included) into sendable data."""
+    if isinstance(value, (list, tuple)):
+        return type(value)(_helper_value(item) for item in value)
+    if (type(value).__module__ or "").startswith("jax"):
+        import jax
+
+        dtype = getattr(value, "dtype", None)
+        if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+            return channel.PRNGKeyData(np.asarray(jax.random.key_data(value)))
+        return np.asarray(value)
+    return value
 
 
 def serve(in_fd: int, out_fd: int) -> None:
