@@ -124,6 +124,9 @@ def grade(
             if not submission.syntax_error:
                 details = f"\n{error.traceback.rstrip()}" if error.traceback.strip() else ""
                 notes.insert(0, f"{error}{details}")
+        printed_at_import = box.take_output().strip()
+        if printed_at_import:
+            notes.append(f"Your code printed while it was imported:\n{printed_at_import}")
         student = StudentCode(box)
         tests = run_suites(student, model_name, public_only, selection or [])
         printed = box.take_output().strip()

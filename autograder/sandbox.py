@@ -98,15 +98,45 @@ def _require_tool(name: str) -> str:
 def _tasks_of_user(uid: int) -> int:
     """Count the processes and threads that belong to `uid`, from /proc."""
     count = 0
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
+    for pid in _pids_of_user(uid):
         try:
-            if entry.stat().st_uid == uid:
-                count += len(os.listdir(f"/proc/{entry.name}/task"))
+            count += len(os.listdir(f"/proc/{pid}/task"))
         except OSError:  # the process ended meanwhile
             continue
     return count
+
+
+def _wait_for_exit(uid: int, timeout: float) -> None:
+    """Wait until no running process belongs to `uid`; zombies count as ended."""
+    deadline = time.monotonic() + timeout
+    while True:
+        running = [pid for pid in _pids_of_user(uid) if _state(pid) not in ("Z", "X", None)]
+        if not running:
+            return
+        if time.monotonic() > deadline:
+            logger.warning("Processes %s of sandbox user %d are still running after SIGKILL", running, uid)
+            return
+        time.sleep(0.05)
+
+
+def _pids_of_user(uid: int) -> list[int]:
+    pids = []
+    for entry in os.scandir("/proc"):
+        try:
+            if entry.name.isdigit() and entry.stat().st_uid == uid:
+                pids.append(int(entry.name))
+        except OSError:  # the process ended meanwhile
+            continue
+    return pids
+
+
+def _state(pid: int) -> str | None:
+    """Return the state letter of a process (R, S, Z...), or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
 
 
 @dataclasses.dataclass
@@ -145,6 +175,7 @@ class Sandbox:
         self._student_seconds = 0.0
         self.load_error: LoadError | None = None
         self.restarts = 0
+        self._uid: int | None = None  # the child's user id, when the grader switched it
 
     # Process lifetime.
 
@@ -189,6 +220,7 @@ class Sandbox:
     def start(self) -> None:
         """Start a child and import the submission in it."""
         prefix, uid = self.confinement.command()
+        self._uid = uid
         if self._workdir is not None and uid is not None:
             os.chown(self._workdir, uid, uid)
 
@@ -247,6 +279,10 @@ class Sandbox:
         except ProcessLookupError:
             pass
         process.wait()
+        if self._uid is not None:
+            # Processes that left the group die with the PID namespace,
+            # which the kernel tears down asynchronously.
+            _wait_for_exit(self._uid, timeout=10.0)
 
     def __enter__(self) -> "Sandbox":
         return self
@@ -390,6 +426,11 @@ class Sandbox:
         """
         if self.load_error is not None:
             raise self.load_error
+        if self._student_seconds >= self.limits.submission_seconds:
+            raise LimitExceeded(
+                f"Not run: the submission used up its whole-submission time limit of "
+                f"{self.limits.submission_seconds:.0f} s in earlier checks."
+            )
         if self._process is None:
             self.start()
             self.restarts += 1

@@ -58,3 +58,29 @@ def test_framed_messages_over_a_pipe():
     finally:
         os.close(read_fd)
         os.close(write_fd)
+
+
+def test_prng_key_data_roundtrip():
+    key_data = np.array([0, 42], dtype=np.uint32)
+    decoded = channel.decode_value(channel.encode_value(channel.PRNGKeyData(key_data)))
+    assert type(decoded) is channel.PRNGKeyData
+    np.testing.assert_array_equal(decoded.data, key_data)
+
+
+def test_reference_helpers_take_typed_keys():
+    import jax
+
+    from autograder import reference_ops
+    from autograder.student import run_reference
+
+    key = jax.random.key(7)
+    logits = np.linspace(-3, 3, 50).astype(np.float32)
+    sent = channel.decode_value(channel.encode_value(channel.PRNGKeyData(np.asarray(jax.random.key_data(key)))))
+
+    token = run_reference("sample_next_token", [logits, sent], {"temperature": 0.5})
+
+    assert token == reference_ops.sample_next_token(logits, key, temperature=0.5)
+    with pytest.raises(ValueError, match="unknown helper"):
+        run_reference("generate", [], {})
+    with pytest.raises(ValueError, match="invalid PRNG key data"):
+        run_reference("sample_next_token", [logits, channel.PRNGKeyData(np.zeros(5, np.float32))], {})
