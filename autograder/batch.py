@@ -27,7 +27,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from autograder.plugin import EXERCISES
-from autograder.submission import EXPECTED_NAMES
+from autograder.submission import EXPECTED_NAMES, SubmissionNotFound
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ _MAX_ATTEMPTS = 2
 
 
 class BatchError(Exception):
-    """The batch cannot start: the message says which input is wrong."""
+    """The batch cannot start; the message names the invalid input."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,12 +69,12 @@ class BatchResult:
 def find_students(folder: Path, ignored: Iterable[Path] = ()) -> list[StudentEntry]:
     """List the submissions in `folder`, sorted by student name.
 
-    Hidden entries, the paths in `ignored` (the gradebook and its report
-    folder) and files other than `.py` and `.ipynb` are skipped; the skipped
-    files are logged. Raises `BatchError` when nothing is left to grade.
+    Skips hidden entries, the paths in `ignored` (the gradebook and its
+    report folder) and files other than `.py` and `.ipynb`, and logs the
+    skipped files. Raises `BatchError` when nothing is left to grade.
     """
     if not folder.is_dir():
-        raise BatchError(f"{folder} is not a folder; pass the folder that holds one file or folder per student.")
+        raise BatchError(f"{folder} is not a folder (not found or a file); pass the folder that contains one file or folder per student.")
     ignored_paths = {path.resolve() for path in ignored}
     entries, skipped = [], []
     for path in sorted(folder.iterdir()):
@@ -106,23 +106,32 @@ def _unique_names(entries: list[StudentEntry]) -> list[StudentEntry]:
     return sorted(unique, key=lambda entry: entry.student)
 
 
-# Worker side. These functions run in the spawned worker processes.
+# Worker side: these functions run in the spawned worker processes.
 
 def _start_worker(model_name: str, log_level: int) -> None:
     """Configure logging and load the model, once per worker process."""
     from lm_support import _quiet  # noqa: F401  (sets the backend variables before jax loads)
-    from lm_support import load_model
     from lm_support._quiet import silence_python_loggers
 
+    # Before jax loads: importing absl adds a root handler that would make basicConfig do nothing.
     logging.basicConfig(level=log_level, format="lm-grade worker: %(message)s", stream=sys.stderr)
+    from lm_support import load_model
+
     silence_python_loggers()
-    load_model(model_name)
+    try:
+        load_model(model_name)
+    except Exception as error:  # noqa: BLE001
+        # An initializer that raises breaks the whole pool and hides the
+        # reason; `grade_submission` loads again and reports it per student.
+        logging.getLogger(__name__).error("Loading %s failed: %s", model_name, error)
 
 
 def grade_submission(path: Path, model_name: str, public_only: bool):
-    """Grade one submission in this worker; `load_model` returns the worker's cached model."""
+    """Grade one submission in this worker, with the model that `load_model` cached when the worker started."""
     from autograder.grading import grade
+    from lm_support import load_model
 
+    load_model(model_name)  # cached: raises here, with its message, only if the model cannot be loaded
     return grade(path, model_name=model_name, public_only=public_only)
 
 
@@ -172,7 +181,13 @@ def grade_all(
                 if attempt > 1 and in_flight:
                     break
                 queue.popleft()
-                in_flight[pool.submit(task, entry.path, model_name, public_only)] = (entry, attempt)
+                try:
+                    future = pool.submit(task, entry.path, model_name, public_only)
+                except BrokenProcessPool:  # a worker died while idle
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    pool = _new_pool(jobs, model_name)
+                    future = pool.submit(task, entry.path, model_name, public_only)
+                in_flight[future] = (entry, attempt)
                 if attempt > 1:
                     break
 
@@ -185,6 +200,9 @@ def grade_all(
                 except BrokenProcessPool:
                     pool_broken = True
                     _retry_or_fail(entry, attempt, queue, finish)
+                except SubmissionNotFound as error:
+                    logger.warning("Nothing to grade for %s: %s", entry.student, error)
+                    finish(BatchResult(entry, error=f"not graded: {error}"))
                 except Exception as error:  # noqa: BLE001  (one submission must not stop the batch)
                     logger.error("Grading %s failed: %s: %s", entry.path, type(error).__name__, error)
                     finish(BatchResult(entry, error=f"grading failed: {type(error).__name__}: {error}"))

@@ -71,7 +71,7 @@ def _batch_parser() -> argparse.ArgumentParser:
             "A submission that cannot be graded gets a score of 0 and a note; the batch goes on."
         ),
     )
-    parser.add_argument("folder", type=Path, help="the folder that holds one submission per student")
+    parser.add_argument("folder", type=Path, help="the folder that contains one submission per student")
     parser.add_argument("--output", type=Path, required=True,
                         help="gradebook file to write, e.g. grades.csv (reports go to grades-reports/)")
     parser.add_argument("--format", choices=GRADEBOOK_FORMATS, default="csv",

@@ -1,17 +1,17 @@
 """The Gradescope autograder: the zip that `lm-grade gradescope-bundle` writes and the entry point its scripts call.
 
 Gradescope's specification (https://gradescope-autograders.readthedocs.io/en/latest/specs/):
-the zip holds `setup.sh` and `run_autograder` at its root. Gradescope unpacks
+the zip contains `setup.sh` and `run_autograder` at its root. Gradescope unpacks
 it into /autograder/source and runs `setup.sh` as root once, when it builds
 the autograder image. For each submission it puts the student's files in
 /autograder/submission, runs /autograder/run_autograder from /autograder and
 reads /autograder/results/results.json.
 
-The zip holds the two scripts and `kit/`, the kit's source: pyproject.toml,
+The zip contains the two scripts and `kit/`, the kit's source: pyproject.toml,
 requirements.lock, README.md, `autograder/`, `lm_support/` and the student
 stub `exercises/lab3_transformer.py`, whose grading checks the installation.
-It holds no reference solution. After `setup.sh`, /autograder/source also
-holds `venv/`, `weights/` (the converted weights, `LM_SUPPORT_CACHE`) and
+It contains no reference solution. After `setup.sh`, /autograder/source also
+contains `venv/`, `weights/` (the converted weights, `LM_SUPPORT_CACHE`) and
 `jax-cache/` (XLA programs compiled by the model's warm-up).
 
 `python -m autograder.gradescope run --root DIR` grades DIR/submission and
@@ -46,7 +46,7 @@ GRADER_FAILED = (
 )
 
 # Gradescope renders the top-level output as HTML ("simple_format") unless
-# told otherwise. Outputs quote student code and prints, so all are plain text.
+# results.json sets a format. Outputs quote student code and prints, so all are plain text.
 _TEXT_FORMATS = {"output_format": "text", "test_output_format": "text", "test_name_format": "text"}
 
 
@@ -147,7 +147,7 @@ def write_results(path: Path, payload: dict) -> None:
 def find_submission(folder: Path) -> Path:
     """Return the file to grade in Gradescope's submission folder.
 
-    Students may upload a zip with a folder inside; when the top level holds
+    Students may upload a zip with a folder inside; when the top level contains
     no candidate, a single `lab3_transformer.py` or `.ipynb` anywhere below is used.
     """
     from autograder.submission import EXPECTED_NAMES, SubmissionNotFound, find_submission_file
