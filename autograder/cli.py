@@ -80,8 +80,8 @@ def _batch_parser() -> argparse.ArgumentParser:
     parser.add_argument("--report-format", choices=REPORT_FORMATS, default="text",
                         help="format of each student's report (default: text)")
     parser.add_argument("--jobs", type=_positive_int, default=1,
-                        help="number of worker processes; each loads the model once and needs about "
-                             "2 GB of memory (default: 1)")
+                        help="number of worker processes; each loads the model once and needs up to "
+                             "3 GB of memory (default: 1)")
     parser.add_argument("--public-only", action="store_true", help="run only the tests visible to students")
     parser.add_argument("--model", default="Gemma-270M", help="model for reference values (default: Gemma-270M)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debugging details to standard error")

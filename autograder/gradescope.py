@@ -97,6 +97,9 @@ def build_bundle(output: Path) -> Path:
                 _add_file(archive, SCRIPTS_DIR / name, name, executable=True)
             for relative in files:
                 _add_file(archive, kit_root / relative, f"kit/{relative.as_posix()}")
+        umask = os.umask(0)
+        os.umask(umask)
+        staging.chmod(0o666 & ~umask)  # mkstemp creates the file readable by its owner only
         os.replace(staging, output)
     except BaseException:
         staging.unlink(missing_ok=True)
@@ -182,10 +185,7 @@ def run(root: Path) -> None:
         logger.info("Score %g / %g in %.1f s", report.score, report.max_score, report.execution_seconds)
     except SubmissionNotFound as error:
         logger.warning("No submission to grade: %s", error)
-        payload = failure_payload(
-            f"Nothing was graded: {error} Upload lab3_transformer.py or lab3_transformer.ipynb.",
-            time.monotonic() - started,
-        )
+        payload = failure_payload(f"Nothing was graded: {error}", time.monotonic() - started)
     except Exception:  # noqa: BLE001  (the student still gets a results.json)
         logger.exception("The grader failed")
         payload = failure_payload(GRADER_FAILED, time.monotonic() - started)
@@ -206,7 +206,8 @@ def warm(source: Path, stub: Path) -> None:
     started = time.monotonic()
     model = load_model()
     prompt = model.tokenizer.encode("Jide was hungry so she went looking for", add_bos=True)
-    # The suites' prompts and generations stay within 64 tokens.
+    # Padded lengths 16, 32 and 64 cover the suites: after this warm-up, grading
+    # the reference solution added no program to the compilation cache.
     for length in PADDED_LENGTHS[:3]:
         model.next_token_logits((prompt * length)[:length])
     logger.info("Loaded and compiled the model in %.0f s", time.monotonic() - started)
