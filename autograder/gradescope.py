@@ -140,7 +140,7 @@ def failure_payload(message: str, execution_seconds: float = 0.0) -> dict:
 
 
 def write_results(path: Path, payload: dict) -> None:
-    """Write results.json atomically, so that run_autograder never sees half a file."""
+    """Write results.json atomically, so that run_autograder never reads a partial file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.with_name(f".{path.name}.partial")
     staging.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
@@ -169,7 +169,7 @@ def find_submission(folder: Path) -> Path:
 
 
 def run(root: Path) -> None:
-    """Grade root/submission and write root/results/results.json, whatever happens."""
+    """Grade root/submission and write root/results/results.json, also when grading raises."""
     from autograder.submission import SubmissionNotFound
 
     configure_caches(root / "source")
