@@ -1,8 +1,13 @@
-"""`lm-grade`: grade a Lab 3 submission against the real Gemma 3 model.
+"""`lm-grade`: grade Lab 3 submissions against the real Gemma 3 model.
 
-Exit status: 0 when a report was produced, whatever the score; 2 for a usage
-error (unknown option, missing path); 3 when the isolation level requested
-with `--isolation` does not work on this machine.
+`lm-grade SUBMISSION` grades one submission; `lm-grade batch` grades a
+folder of them into a gradebook; `lm-grade gradescope-bundle` writes a
+Gradescope autograder zip.
+
+Exit status: 0 when a report, gradebook or bundle was written, whatever the
+scores; 1 when the bundle could not be built; 2 for a usage error (unknown
+option, missing path); 3 when the isolation level requested with
+`--isolation` does not work on this machine.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from autograder.submission import SubmissionNotFound
 logger = logging.getLogger("autograder")
 
 USAGE_ERROR = 2
+FAILURE = 1
 ISOLATION_ERROR = 3
 
 
@@ -42,6 +48,64 @@ def _parser() -> argparse.ArgumentParser:
         help="how student code is confined: auto (the strongest level that works here, the default), "
              "or exactly bubblewrap, namespaces or none; a named level that does not work stops lm-grade",
     )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debugging details to standard error")
+    parser.epilog = (
+        "Other commands: 'lm-grade batch --help' grades a folder of submissions into a gradebook, "
+        "'lm-grade gradescope-bundle --help' writes a Gradescope autograder zip. "
+        "To grade a submission named batch or gradescope-bundle, pass it as ./batch."
+    )
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number of jobs {text!r}; pass a whole number of 1 or more") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"invalid number of jobs {value}; pass 1 or more")
+    return value
+
+
+def _batch_parser() -> argparse.ArgumentParser:
+    from autograder.batch import GRADEBOOK_FORMATS, REPORT_FORMATS
+
+    parser = argparse.ArgumentParser(
+        prog="lm-grade batch",
+        description=(
+            "Grade a folder of submissions, one .py or .ipynb file or one folder per student, on the real "
+            "Gemma 3 model. Writes a gradebook and one report per student in the folder "
+            "<gradebook name without suffix>-reports beside it (grades.csv -> grades-reports/). "
+            "A submission that cannot be graded gets a score of 0 and a note; the batch goes on."
+        ),
+    )
+    parser.add_argument("folder", type=Path, help="the folder that contains one submission per student")
+    parser.add_argument("--output", type=Path, required=True,
+                        help="gradebook file to write, e.g. grades.csv (reports go to grades-reports/)")
+    parser.add_argument("--format", choices=GRADEBOOK_FORMATS, default="csv",
+                        help="gradebook format: csv (student, score, max_score, points per exercise, note) "
+                             "or junit (one test suite per student, for CI systems); default: csv")
+    parser.add_argument("--report-format", choices=REPORT_FORMATS, default="text",
+                        help="format of each student's report (default: text)")
+    parser.add_argument("--jobs", type=_positive_int, default=1,
+                        help="number of worker processes; each loads the model once and needs up to "
+                             "3 GB of memory (default: 1)")
+    parser.add_argument("--public-only", action="store_true", help="run only the tests visible to students")
+    parser.add_argument("--model", default="Gemma-270M", help="model for reference values (default: Gemma-270M)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debugging details to standard error")
+    return parser
+
+
+def _bundle_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lm-grade gradescope-bundle",
+        description=(
+            "Write a Gradescope autograder zip: setup.sh installs the kit, converts the weights and fills the "
+            "JAX compilation cache when Gradescope builds the image; run_autograder grades each submission. "
+            "Run it from a checkout of the kit (it packs pyproject.toml and requirements.lock)."
+        ),
+    )
+    parser.add_argument("output", type=Path, help="the zip file to write, e.g. lab3-autograder.zip")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debugging details to standard error")
     return parser
 
@@ -74,7 +138,49 @@ def _stop_on_sigterm(signum, frame) -> None:
     raise SystemExit(128 + signum)
 
 
+def _batch_main(argv: list[str]) -> int:
+    parser = _batch_parser()
+    args = parser.parse_args(argv)
+    _configure_logging(args.verbose)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+
+    from autograder.batch import BatchError, run_batch
+    from lm_support import MODEL_NAMES
+
+    if args.model not in MODEL_NAMES:
+        parser.error(f"unknown model {args.model!r}; choose one of {', '.join(MODEL_NAMES)}")
+    try:
+        run_batch(
+            args.folder, args.output, gradebook_format=args.format, report_format=args.report_format,
+            jobs=args.jobs, model_name=args.model, public_only=args.public_only,
+        )
+    except BatchError as error:
+        print(f"lm-grade batch: error: {error}", file=sys.stderr)
+        return USAGE_ERROR
+    return 0
+
+
+def _bundle_main(argv: list[str]) -> int:
+    args = _bundle_parser().parse_args(argv)
+    _configure_logging(args.verbose)
+
+    from autograder.gradescope import BundleError, build_bundle
+
+    try:
+        build_bundle(args.output)
+    except BundleError as error:
+        print(f"lm-grade gradescope-bundle: error: {error}", file=sys.stderr)
+        return FAILURE
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "batch":
+        return _batch_main(argv[1:])
+    if argv and argv[0] == "gradescope-bundle":
+        return _bundle_main(argv[1:])
+
     parser = _parser()
     args = parser.parse_args(argv)
     _configure_logging(args.verbose)
