@@ -125,12 +125,9 @@ def configure_caches(source: Path) -> None:
 
 def results_payload(report) -> dict:
     """Return `report` as a Gradescope results.json object, with plain-text outputs."""
-    from autograder.reports import to_json
+    from autograder.reports import to_gradescope
 
-    payload = json.loads(to_json(report))
-    payload.pop("max_score", None)  # not a results.json field: Gradescope totals the tests' max_score
-    payload.update(_TEXT_FORMATS, stdout_visibility="hidden")
-    return payload
+    return json.loads(to_gradescope(report))
 
 
 def failure_payload(message: str, execution_seconds: float = 0.0) -> dict:

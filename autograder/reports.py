@@ -91,6 +91,16 @@ def to_json(report: GradeReport) -> str:
     return json.dumps(payload, indent=2) + "\n"
 
 
+def to_gradescope(report: GradeReport) -> str:
+    """Render Gradescope's results.json, with every output shown as plain text."""
+    payload = json.loads(to_json(report))
+    payload.pop("max_score")  # not a results.json field: Gradescope totals the tests' max_score
+    # Gradescope renders outputs as HTML unless told otherwise.
+    payload.update(output_format="text", test_output_format="text", test_name_format="text",
+                   stdout_visibility="hidden")
+    return json.dumps(payload, indent=2) + "\n"
+
+
 def to_junit(report: GradeReport) -> str:
     """JUnit XML, one test case per check, for CI systems."""
     failures = sum(test.status != "passed" for test in report.tests)
@@ -113,8 +123,10 @@ def to_junit(report: GradeReport) -> str:
 def render(report: GradeReport, output_format: str) -> str:
     if output_format == "text":
         return to_text(report)
-    if output_format in ("json", "gradescope"):
+    if output_format == "json":
         return to_json(report)
+    if output_format == "gradescope":
+        return to_gradescope(report)
     if output_format == "junit":
         return to_junit(report)
     raise ValueError(f"Unknown format {output_format!r}; choose one of {', '.join(FORMATS)}.")
