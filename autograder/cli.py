@@ -1,7 +1,8 @@
 """`lm-grade`: grade a Lab 3 submission against the real Gemma 3 model.
 
 Exit status: 0 when a report was produced, whatever the score; 2 for a usage
-error (unknown option, missing path).
+error (unknown option, missing path, or an official checkpoint for `--model`
+that is missing or does not fit the model).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", type=Path, help="write the report to this file instead of standard output")
     parser.add_argument("--public-only", action="store_true", help="run only the tests visible to students")
     parser.add_argument("--list-tests", action="store_true", help="list every test with its points and exit")
-    parser.add_argument("--model", default="Gemma-270M", help="model for reference values (default: Gemma-270M)")
+    parser.add_argument("--model", default="Gemma-270M", help="model that computes the reference values: Gemma-270M (default, embedded), Gemma-1B or Gemma-4B (official checkpoints, see docs/models.md)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debugging details to standard error")
     return parser
 
@@ -93,6 +94,17 @@ def main(argv: list[str] | None = None) -> int:
 
     from autograder.grading import grade
     from autograder.reports import render
+    from lm_support import load_model
+    from lm_support.checkpoints import CheckpointMismatchError
+
+    # Load the model before grading, so a missing or wrong checkpoint is one
+    # usage error instead of a grader error in every check. The suites'
+    # `model` fixture then gets the same object from `load_model`'s cache.
+    try:
+        load_model(args.model)
+    except (FileNotFoundError, CheckpointMismatchError) as error:
+        print(f"lm-grade: error: {error}", file=sys.stderr)
+        return USAGE_ERROR
 
     logger.info("Grading %s on %s", args.submission, args.model)
     report = grade(args.submission, model_name=args.model, public_only=args.public_only)
