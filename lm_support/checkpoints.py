@@ -1,11 +1,11 @@
 """Find and load the official Gemma 3 checkpoints (the `gemma` library's Orbax format).
 
 Nothing here uses the network. The `gemma` library names its checkpoints
-and tokenizer by `gs://gemma-data/...` addresses; those names are only
-matched against local folders (a local mirror of the bucket), never
-opened, and `kagglehub` is not imported: only its cache folder is read.
+and tokenizer by `gs://gemma-data/...` addresses. Those names are only
+matched against local folders (a local mirror of the bucket) and never
+opened. `kagglehub` is not imported either: only its cache folder is read.
 
-Search order for a model, first match wins (see `checkpoint_candidates`):
+Search order, here for Gemma-1B; the first match wins (`checkpoint_candidates`):
 
 1. `$LM_SUPPORT_CHECKPOINTS`, then `$LM_SUPPORT_CACHE/checkpoints`
    (default `~/.cache/lm_support/checkpoints`). In each of these roots:
@@ -242,8 +242,8 @@ def read_checkpoint_shapes(folder: Path) -> dict[str, tuple[int, ...]]:
     """Read the text-model parameter shapes from a checkpoint's metadata, without loading it.
 
     The official checkpoints store their parameters in the `gemma` library's
-    older flat or stacked layouts; `gm.ckpts.load_params` converts them to the
-    nested `model.init()` layout with the same helper used here.
+    older flat or stacked layouts. `gm.ckpts.load_params` converts them to the
+    nested `model.init()` layout with the same helper that is used here.
     """
     from gemma.gm.ckpts import _checkpoint
     from orbax import checkpoint as ocp

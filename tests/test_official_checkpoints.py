@@ -29,8 +29,8 @@ from lm_support.checkpoints import (
 )
 
 # The 270M checkpoint under the names the official downloads would use.
-# NOTE: the Kaggle variation name "gemma-3-270m" is assumed for the test
-# layout only; the kit itself searches Kaggle names only for Gemma-1B and 4B.
+# NOTE: the Kaggle variation name "gemma-3-270m" is not checked against
+# Kaggle. The kit searches Kaggle names only for Gemma-1B and Gemma-4B.
 SPEC_270M = CheckpointSpec(
     "Gemma-270M", str(gm.ckpts.CheckpointPath.GEMMA3_270M_PT), "gemma-3-270m", gm.nn.Gemma3_270M
 )
@@ -162,7 +162,7 @@ def test_bfloat16_loading_stays_close(model, empty_search_roots, saved_270m, mon
     expected = model.next_token_logits(ids)
     assert logits.dtype == np.float32
     assert int(np.argmax(logits)) == int(np.argmax(expected))
-    # Measured: 0.30 on the thirsty prompt (bfloat16 keeps 8 bits of mantissa).
+    # Measured: 0.30 on the thirsty prompt.
     assert np.abs(logits - expected).max() < 1.0
 
 
