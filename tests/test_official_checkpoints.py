@@ -75,6 +75,21 @@ def saved_270m(model, tmp_path_factory):
     return folder, model.tokenizer.path
 
 
+@pytest.fixture(scope="module")
+def saved_270m_flat(model, tmp_path_factory):
+    """The 270M parameters in the flat layout of the released checkpoints.
+
+    The released checkpoints name their parameters like
+    `transformer/layer_0/attn/q_einsum`; `gemma`'s own converter (private,
+    gemma 3.3.0) writes that layout from the nested parameters.
+    """
+    from gemma.gm.ckpts import _checkpoint
+
+    folder = tmp_path_factory.mktemp("orbax_flat") / "params"
+    gm.ckpts.save_params(_checkpoint._nested_to_flat(model.params), folder, wait_until_finished=True)
+    return folder, model.tokenizer.path
+
+
 def _kagglehub_layout(root, checkpoint, tokenizer, version):
     """Place a checkpoint where `kagglehub.model_download` would, marked complete."""
     variation = root / "models" / "google" / "gemma-3" / "flax" / SPEC_270M.kaggle_variation
@@ -136,8 +151,9 @@ def test_search_order_and_incomplete_kaggle_versions(empty_search_roots, saved_2
 
 
 @pytest.mark.slow
-def test_official_loader_matches_gguf(model, empty_search_roots, saved_270m, no_network):
-    folder, tokenizer = saved_270m
+@pytest.mark.parametrize("layout", ["saved_270m", "saved_270m_flat"])
+def test_official_loader_matches_gguf(model, empty_search_roots, layout, request, no_network):
+    folder, tokenizer = request.getfixturevalue(layout)
     _kagglehub_layout(empty_search_roots["kagglehub"], folder, tokenizer, version=1)
     location = checkpoints.find_checkpoint(SPEC_270M)
 
