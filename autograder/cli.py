@@ -6,8 +6,9 @@ Gradescope autograder zip.
 
 Exit status: 0 when a report, gradebook or bundle was written, whatever the
 scores; 1 when the bundle could not be built; 2 for a usage error (unknown
-option, missing path); 3 when the isolation level requested with
-`--isolation` does not work on this machine.
+option, missing path, or an official checkpoint for `--model` that is
+missing or does not fit the model); 3 when the isolation level requested
+with `--isolation` does not work on this machine.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", type=Path, help="write the report to this file instead of standard output")
     parser.add_argument("--public-only", action="store_true", help="run only the tests visible to students")
     parser.add_argument("--list-tests", action="store_true", help="list every test with its points and exit")
-    parser.add_argument("--model", default="Gemma-270M", help="model for reference values (default: Gemma-270M)")
+    parser.add_argument("--model", default="Gemma-270M", help="model that computes the reference values: Gemma-270M (default, embedded), Gemma-1B or Gemma-4B (official checkpoints, see docs/models.md)")
     parser.add_argument(
         "--isolation", choices=MODES, default="auto",
         help="how student code is confined: auto (the strongest level that works here, the default), "
@@ -207,6 +208,17 @@ def main(argv: list[str] | None = None) -> int:
 
     from autograder.grading import grade
     from autograder.reports import render
+    from lm_support import load_model
+    from lm_support.checkpoints import CheckpointMismatchError
+
+    # Load the model before grading, so a missing or wrong checkpoint is one
+    # usage error instead of a grader error in every check. The suites'
+    # `model` fixture then gets the same object from `load_model`'s cache.
+    try:
+        load_model(args.model)
+    except (FileNotFoundError, CheckpointMismatchError) as error:
+        print(f"lm-grade: error: {error}", file=sys.stderr)
+        return USAGE_ERROR
 
     from autograder.confinement import IsolationUnavailable
 

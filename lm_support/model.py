@@ -37,7 +37,8 @@ class LanguageModel:
     Attributes:
       name: the model name passed to `lm_support.load_model`, e.g. `Gemma-270M`.
       transformer: the `gemma.gm.nn` module.
-      params: its parameter tree, as float32 JAX arrays.
+      params: its parameter tree, as float32 JAX arrays (bfloat16 for an
+        official checkpoint that does not fit in memory in float32).
       tokenizer: the matching tokenizer, with plain-int ids.
     """
 
