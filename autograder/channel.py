@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import math
 import os
 import select
 import struct
@@ -24,6 +25,7 @@ import numpy as np
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 MAX_DEPTH = 8
 MAX_ITEMS = 100_000
+MAX_MESSAGE_ITEMS = 1_000_000  # commas and brackets in one message
 
 # Array dtypes that may cross the channel, by name. bfloat16 comes from
 # ml_dtypes, which JAX installs.
@@ -72,7 +74,8 @@ def decode_array(payload: Any) -> np.ndarray:
     if not isinstance(payload["data"], str):
         raise ChannelError("malformed array data")
     raw = base64.b64decode(payload["data"], validate=True)
-    if len(raw) != int(np.prod(shape, dtype=np.int64)) * dtype.itemsize:
+    # Python integers: np.prod would overflow on a forged shape.
+    if len(raw) != math.prod(shape) * dtype.itemsize:
         raise ChannelError("array data does not match its shape")
     return np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
 
@@ -190,8 +193,15 @@ def receive(fd: int, deadline: float | None = None) -> dict:
     (size,) = _HEADER.unpack(read_exactly(fd, _HEADER.size, deadline))
     if size > MAX_MESSAGE_BYTES:
         raise ChannelError(f"message of {size} bytes exceeds {MAX_MESSAGE_BYTES} bytes")
+    payload = read_exactly(fd, size, deadline)
+    # json.loads builds one Python object per item, about 25 times the
+    # message's size for tiny items, so count them before parsing. Arrays
+    # travel as base64 strings, which hold none of these characters.
+    items = payload.count(b",") + payload.count(b"{") + payload.count(b"[")
+    if items > MAX_MESSAGE_ITEMS:
+        raise ChannelError(f"message of {items} items exceeds {MAX_MESSAGE_ITEMS} items")
     try:
-        message = json.loads(read_exactly(fd, size, deadline))
+        message = json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         raise ChannelError(f"message is not valid JSON: {type(error).__name__}") from None
     if type(message) is not dict or type(message.get("op")) is not str:

@@ -131,7 +131,7 @@ def _parent_folders(arguments: list[str]) -> list[str]:
     parents = set()
     for option, *_, destination in _bind_triples(arguments):
         if option in ("--ro-bind", "--ro-bind-try", "--tmpfs", "--symlink"):
-            parents.update(str(parent) for parent in Path(destination).parents if str(parent) != "/")
+            parents.update(str(parent) for parent in Path(destination).parents if str(parent) not in ("/", "/tmp"))
     folders = []
     for parent in sorted(parents, key=lambda path: len(Path(path).parts)):
         folders += ["--perms", "0755", "--dir", parent]
@@ -157,11 +157,13 @@ def _bubblewrap_prefix() -> tuple[str, ...] | None:
     view = [*_system_view(), *_python_view()]
     arguments = [
         bwrap,
+        # The private /tmp comes first, so that a kit installed under /tmp
+        # is bound on top of it rather than hidden by it.
+        "--size", str(TMPFS_BYTES), "--perms", "1777", "--tmpfs", "/tmp",
         *_parent_folders(view),
         *view,
         "--proc", "/proc",
         "--dev", "/dev",
-        "--size", str(TMPFS_BYTES), "--perms", "1777", "--tmpfs", "/tmp",
         "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
         "--hostname", "sandbox",
         "--die-with-parent",

@@ -60,6 +60,8 @@ def read_bar_chart(figure_json: str) -> BarChart:
         figure = json.loads(figure_json)
     except json.JSONDecodeError as error:
         raise FigureError(f"the figure is not valid JSON ({error})") from None
+    except RecursionError:
+        raise FigureError("the figure's JSON is nested too deeply") from None
     if not isinstance(figure, dict) or not isinstance(figure.get("data", []), list):
         raise FigureError("the figure has no list of traces")
     traces = [trace for trace in figure.get("data", []) if isinstance(trace, dict)]

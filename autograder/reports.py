@@ -7,6 +7,8 @@ import re
 import xml.etree.ElementTree as ElementTree
 from typing import TYPE_CHECKING
 
+from autograder.channel import clean_text
+
 if TYPE_CHECKING:
     from autograder.grading import GradeReport
 
@@ -19,8 +21,8 @@ _CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def printable(text: str) -> str:
-    """Replace control characters in student-controlled text with U+FFFD."""
-    return _CONTROL_CHARACTERS.sub("\ufffd", text)
+    """Replace control characters and lone surrogates in student-controlled text with U+FFFD."""
+    return _CONTROL_CHARACTERS.sub("\ufffd", clean_text(text))
 
 
 def _points(value: float) -> str:

@@ -37,7 +37,7 @@ class Limits:
     """Resource limits of one submission's child process."""
 
     call_seconds: float = 60.0  # wall clock per call, excluding model time in the grader
-    submission_seconds: float = 900.0  # wall clock of all calls together
+    submission_seconds: float = 900.0  # wall clock of all calls together, model requests included
     load_seconds: float = 60.0  # importing the submission
     answer_seconds: float = 120.0  # grader time spent on model calls during one call
     cpu_seconds: int = 900  # RLIMIT_CPU of the child
@@ -93,6 +93,11 @@ def _require_tool(name: str) -> str:
     if path is None:
         raise RuntimeError(f"{name}(1) was not found; install util-linux, which provides it.")
     return path
+
+
+def _text(value: Any) -> str:
+    """Return a field of the child's message as clean text, at most 8,000 characters."""
+    return channel.clean_text(str(value))[:8000]
 
 
 def _tasks_of_user(uid: int) -> int:
@@ -172,7 +177,7 @@ class Sandbox:
         self._output: collections.deque[bytes] = collections.deque()
         self._output_size = 0
         self._output_lock = threading.Lock()
-        self._student_seconds = 0.0
+        self._student_seconds = 0.0  # spent by the submission's calls, and on its model requests
         self.load_error: LoadError | None = None
         self.restarts = 0
         self._uid: int | None = None  # the child's user id, when the grader switched it
@@ -257,7 +262,7 @@ class Sandbox:
             self.functions = [name for name in functions if isinstance(name, str)] if isinstance(functions, list) else []
             return
         self.load_error = LoadError(
-            str(reply.get("type", "Error")), str(reply.get("message", "")), str(reply.get("traceback", ""))
+            _text(reply.get("type", "Error")), _text(reply.get("message", "")), _text(reply.get("traceback", ""))
         )
         self.stop()
         raise self.load_error
@@ -320,14 +325,17 @@ class Sandbox:
     def _wait_reply(self, timeout: float, on_ask: Callable[[str, list, dict], Any] | None, what: str) -> dict:
         """Read messages until the child's reply, serving its model requests.
 
-        The child's time counts against `timeout` and the whole-submission
-        budget; the grader's time spent on those requests counts against
-        `Limits.answer_seconds`, so neither side can stall a grading.
+        The child's time counts against `timeout`; the grader's time spent
+        on those requests counts against `Limits.answer_seconds`; both count
+        against the whole-submission budget, so neither side can stall a
+        grading.
         """
         student_seconds = answer_seconds = 0.0
         try:
             while True:
-                remaining_total = self.limits.submission_seconds - self._student_seconds - student_seconds
+                remaining_total = (
+                    self.limits.submission_seconds - self._student_seconds - student_seconds - answer_seconds
+                )
                 remaining = min(timeout - student_seconds, remaining_total)
                 started = time.monotonic()
                 ready, _, _ = select.select([self._from_child], [], [], max(remaining, 0))
@@ -348,8 +356,10 @@ class Sandbox:
                     raise self._time_limit(
                         what, "model-time", self.limits.answer_seconds
                     )
+                if self._student_seconds + student_seconds + answer_seconds > self.limits.submission_seconds:
+                    raise self._time_limit(what, "whole-submission", self.limits.submission_seconds)
         finally:
-            self._student_seconds += student_seconds
+            self._student_seconds += student_seconds + answer_seconds
 
     def _receive(self, what: str, deadline: float) -> dict:
         try:
@@ -456,9 +466,9 @@ class Sandbox:
             except channel.ChannelError as error:
                 raise InvalidReturn(f"The grader cannot read the value returned by {function}(): {error}.") from None
         if op == "raised":
-            raise StudentError(function, str(reply.get("type")), str(reply.get("message")), str(reply.get("traceback")))
+            raise StudentError(function, _text(reply.get("type")), _text(reply.get("message")), _text(reply.get("traceback")))
         if op == "invalid":
-            raise InvalidReturn(f"The value returned by {function}() is not plain data: {reply.get('message')}.")
+            raise InvalidReturn(f"The value returned by {function}() is not plain data: {_text(reply.get('message'))}.")
         if op == "missing":
             raise MissingFunction(function)
         self.stop()

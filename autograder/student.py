@@ -9,6 +9,7 @@ and are recorded in `StudentCode.asks`.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from typing import Any
 
 import numpy as np
@@ -21,10 +22,13 @@ from autograder.sandbox import Callback, Sandbox
 # The child's stand-ins send their calls here under this prefix.
 REFERENCE_HELPERS = ("softmax", "top_k", "greedy_next_token", "sample_next_token", "top_p_filter")
 REFERENCE_PREFIX = "reference."
+MAX_REFERENCE_ELEMENTS = 16 * 262_144  # 16 rows of the Gemma 3 vocabulary
 
 # Longer contexts are never needed by the lab and would let a submission hold
 # the grader in long forward passes (8192 tokens take minutes on 2 cores).
 MAX_CONTEXT_TOKENS = 1024
+# Bounds the grader's time on one tokenizer request; lab texts are far shorter.
+MAX_TEXT_CHARACTERS = 100_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +69,9 @@ class StudentCode:
         self.sandbox = sandbox
         self.asks: list[Callback] = []
         self._handles: dict[str, Any] = {}
+        # Reference helpers the current call may use; requests for others
+        # are rejected, so student code cannot borrow the grader's answers.
+        self._references: frozenset[str] = frozenset()
 
     def _encode_argument(self, value: Any) -> Any:
         if isinstance(value, AsJax):
@@ -89,7 +96,10 @@ class StudentCode:
     def _answer(self, method: str, args: list, kwargs: dict) -> Any:
         """Run a proxied model, tokenizer or reference method for the child."""
         if method.startswith(REFERENCE_PREFIX):
-            return run_reference(method.removeprefix(REFERENCE_PREFIX), args, kwargs)
+            name = method.removeprefix(REFERENCE_PREFIX)
+            if name not in self._references:
+                raise ValueError(f"the grader's {name}() is not available in this call")
+            return run_reference(name, args, kwargs, self._vocabulary_sizes())
         if kwargs:
             raise TypeError(f"{method.rpartition('.')[2]}() takes no keyword arguments here")
         handle, _, name = method.rpartition(".")
@@ -111,11 +121,20 @@ class StudentCode:
             text, add_bos, add_eos = args
             if not isinstance(text, str):
                 raise TypeError(f"encode() expects a str, got {type(text).__name__}")
+            if len(text) > MAX_TEXT_CHARACTERS:
+                raise ValueError(f"the grader's tokenizer accepts at most {MAX_TEXT_CHARACTERS} characters, got {len(text)}")
             return [int(i) for i in target.encode(text, add_bos=bool(add_bos), add_eos=bool(add_eos))]
         if name == "decode" and _is_tokenizer(target):
             (token_ids,) = args
-            return str(target.decode(_token_ids(token_ids, allow_scalar=True)))
+            ids = _token_ids(token_ids, allow_scalar=True)
+            if isinstance(ids, list) and len(ids) > MAX_TEXT_CHARACTERS:
+                raise ValueError(f"the grader's tokenizer decodes at most {MAX_TEXT_CHARACTERS} tokens, got {len(ids)}")
+            return str(target.decode(ids))
         raise ValueError(f"unknown method {name!r}")
+
+    def _vocabulary_sizes(self) -> set[int]:
+        """Return the vocabulary sizes of the models and tokenizers passed to the current call."""
+        return {int(value.vocab_size) for value in self._handles.values()}
 
     def call(
         self,
@@ -133,6 +152,7 @@ class StudentCode:
         """
         self.asks.clear()
         self._handles.clear()
+        self._references = frozenset(use_reference)
         wire_args = [self._encode_argument(value) for value in args]
         wire_kwargs = {key: self._encode_argument(value) for key, value in kwargs.items()}
         return self.sandbox.call(function, wire_args, wire_kwargs, on_ask=self._answer,
@@ -143,6 +163,7 @@ class StudentCode:
         index = next(i for i, value in enumerate(args) if isinstance(value, Key))
         self.asks.clear()
         self._handles.clear()
+        self._references = frozenset()
         wire_args = [self._encode_argument(value) for value in args]
         wire_kwargs = {key: self._encode_argument(value) for key, value in kwargs.items()}
         repeat = {"index": index, "seeds": [int(seed) for seed in seeds], "kind": "typed" if typed else "raw"}
@@ -154,18 +175,39 @@ class StudentCode:
         return lambda *args, **kwargs: self.call(function, *args, **kwargs)
 
 
-def run_reference(name: str, args: list, kwargs: dict) -> Any:
+def run_reference(name: str, args: list, kwargs: dict, vocabulary_sizes: set[int]) -> Any:
     """Run the grader's `name` on arguments sent by student code.
 
-    Errors come back to the student's code as `TypeError` or `ValueError`,
-    whatever the reference raised on its malformed arguments.
+    Arrays may hold at most `MAX_REFERENCE_ELEMENTS` values. Logits given to
+    `sample_next_token`, which JAX compiles once per shape, must be 1-D with
+    the length of a vocabulary in `vocabulary_sizes`, so that student code
+    cannot fill the grader's compilation cache with new shapes. Errors come
+    back to the student's code as `TypeError` or `ValueError`, whatever the
+    reference raised on its malformed arguments.
     """
     if name not in REFERENCE_HELPERS:
         raise ValueError(f"unknown helper {name!r}")
-    args = [_as_jax_key(value) for value in args]
-    kwargs = {key: _as_jax_key(value) for key, value in kwargs.items()}
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, np.ndarray) and value.size > MAX_REFERENCE_ELEMENTS:
+            raise ValueError(f"{name}() accepts at most {MAX_REFERENCE_ELEMENTS} values here, got {value.size}")
+    function = getattr(reference_ops, name)
     try:
-        return getattr(reference_ops, name)(*args, **kwargs)
+        bound = inspect.signature(function).bind(*args, **kwargs)
+    except TypeError as error:
+        raise TypeError(f"{name}(): {error}") from None
+    if name == "sample_next_token":
+        logits = np.asarray(bound.arguments["logits"])
+        if logits.ndim != 1 or logits.shape[0] not in vocabulary_sizes:
+            raise ValueError(
+                f"sample_next_token() expects 1-D logits over the model's vocabulary "
+                f"({', '.join(map(str, sorted(vocabulary_sizes))) or 'no model in this call'}), "
+                f"got shape {logits.shape}"
+            )
+
+    args = [_as_jax_key(value) for value in bound.args]
+    kwargs = {key: _as_jax_key(value) for key, value in bound.kwargs.items()}
+    try:
+        return function(*args, **kwargs)
     except (TypeError, ValueError):
         raise
     except Exception as error:  # trusted code failing on untrusted arguments

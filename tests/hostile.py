@@ -283,8 +283,51 @@ class _Kill:
         pass
 ''')
 
+REFERENCE_ORACLE = Hostile("reference_oracle", "stub", r'''
+class _Oracle:
+    # The worker's stand-ins for the grader's helpers, outside any call that allows them.
+    import sys
+    from autograder import worker
+    link = worker._Link(int(sys.argv[1]), int(sys.argv[2]))
+    for name in ("softmax", "top_k", "greedy_next_token", "sample_next_token", "top_p_filter"):
+        globals()[name] = worker._reference_function(link, name)
+''', honest_points={"top_k": 2, "sample_next_token": 2, "top_p_filter": 2})  # as functions that raise ValueError
+
+LONE_SURROGATE = Hostile("lone_surrogate", "solution", r'''
+def greedy_next_token(logits):
+    raise ValueError("\ud800 \udfff")
+''', honest_points={"greedy_next_token": 0})
+
+_RAW_REPLY = r'''
+def _send_raw(body):
+    import os, struct, sys
+    data = struct.pack(">I", len(body)) + body
+    while data:
+        data = data[os.write(int(sys.argv[2]), data):]
+    os._exit(0)
+'''
+
+CHANNEL_FLOOD = Hostile("channel_flood", "solution", _RAW_REPLY + r'''
+
+def softmax(logits):
+    _send_raw(b'{"op": "returned", "value": [' + b"{}," * (16 * 2**20 // 3) + b"{}]}")
+''', honest_points={"softmax": 0})
+
+FORGED_ARRAY_SHAPE = Hostile("forged_array_shape", "solution", _RAW_REPLY + r'''
+
+def softmax(logits):
+    _send_raw(b'{"op": "returned", "value": {"$array": {"dtype": "int8", "shape": [1000000000000000000000000000000], "data": ""}}}')
+''', honest_points={"softmax": 0})
+
+DEEP_FIGURE = Hostile("deep_figure", "solution", _RAW_REPLY + r'''
+
+def plot_next_token(probs_or_logits, tokenizer, prompt, keep_top=30):
+    _send_raw(b'{"op": "returned", "value": {"$figure": "' + b"[" * 200_000 + b'"}}')
+''', honest_points={"plot_next_token": 0})
+
 ALL_CASES = (
     FAKE_RESULTS, FAKE_SCORE_LINES, PATCHED_NUMPY, PATCHED_PYTEST, PATCHED_LM_SUPPORT, ALWAYS_EQUAL,
     EXIT_AT_IMPORT, OS_EXIT_IN_CALL, INFINITE_LOOP, MEMORY_BOMB, PROCESS_BURST, LOOPBACK_SOCKET,
-    READ_SOLUTIONS, HEAVY_OUTPUT, IN_PLACE_SOFTMAX, KILL_PARENT,
+    READ_SOLUTIONS, HEAVY_OUTPUT, IN_PLACE_SOFTMAX, KILL_PARENT, REFERENCE_ORACLE, LONE_SURROGATE,
+    CHANNEL_FLOOD, FORGED_ARRAY_SHAPE, DEEP_FIGURE,
 )

@@ -77,10 +77,22 @@ def test_reference_helpers_take_typed_keys():
     logits = np.linspace(-3, 3, 50).astype(np.float32)
     sent = channel.decode_value(channel.encode_value(channel.PRNGKeyData(np.asarray(jax.random.key_data(key)))))
 
-    token = run_reference("sample_next_token", [logits, sent], {"temperature": 0.5})
+    token = run_reference("sample_next_token", [logits, sent], {"temperature": 0.5}, {50})
 
     assert token == reference_ops.sample_next_token(logits, key, temperature=0.5)
     with pytest.raises(ValueError, match="unknown helper"):
-        run_reference("generate", [], {})
+        run_reference("generate", [], {}, {50})
     with pytest.raises(ValueError, match="invalid PRNG key data"):
-        run_reference("sample_next_token", [logits, channel.PRNGKeyData(np.zeros(5, np.float32))], {})
+        run_reference("sample_next_token", [logits, channel.PRNGKeyData(np.zeros(5, np.float32))], {}, {50})
+
+
+def test_reference_sampling_rejects_new_shapes():
+    from autograder.student import run_reference
+
+    key = channel.PRNGKeyData(np.array([0, 1], dtype=np.uint32))
+    with pytest.raises(ValueError, match="1-D logits over the model's vocabulary"):
+        run_reference("sample_next_token", [np.zeros(51, np.float32), key], {}, {50})
+    with pytest.raises(ValueError, match="1-D logits over the model's vocabulary"):
+        run_reference("sample_next_token", [], {"logits": np.zeros((2, 50), np.float32), "rng": key}, {50})
+    with pytest.raises(ValueError, match="at most"):
+        run_reference("softmax", [np.zeros(17 * 262_144, np.float32)], {}, set())

@@ -181,6 +181,8 @@ def test_hostile_submission_earns_only_honest_points(tmp_path, attack_setup, ful
         f"Score: {report.score:g} / 100"
     ], "student output passed for a score line"
     assert "\x1b" not in text
+    text.encode("utf-8")  # no lone surrogates
+    assert not any("grader failed" in test.output for test in report.tests), "the report blames the grader"
     if case is HEAVY_OUTPUT:
         assert "Your code printed while it was imported" in text
         assert len(text) < 64_000
