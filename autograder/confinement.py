@@ -2,8 +2,8 @@
 
 Three levels, strongest first; `choose` probes them once per grader process:
 
-- `bubblewrap`: bwrap(1) gives the child empty network, PID, IPC and UTS
-  namespaces and a read-only view of the file system that holds only the
+- `bubblewrap`: bwrap(1) gives the child new network (no interface but its
+  own loopback), PID, IPC and UTS namespaces and a read-only view of the file system that holds only the
   system libraries, the Python environment, `lm_support` and the three
   `autograder` modules the child runs (`worker`, `channel`, the package's
   `__init__`). Solutions, the grading suites, `reference_ops`, the weights
@@ -13,7 +13,8 @@ Three levels, strongest first; `choose` probes them once per grader process:
   Run as another user, bwrap uses a user namespace, in which it drops all
   capabilities.
 - `namespaces`: unshare(1) gives network and PID namespaces only. The child
-  shares the grader's user and file system.
+  shares the grader's file system. A root grader switches it to an
+  unprivileged user where that user can run the interpreter.
 - `none`: rlimits only.
 
 Every level runs the child under prlimit(1) rlimits, and setpriv(1) sends
@@ -223,7 +224,12 @@ def choose(mode: str = "auto") -> Confinement:
         # view. On the shared file system that user may be unable to read
         # the interpreter (under /root, say), so there it may stay root.
         is_root = os.getuid() == 0 and shutil.which("setpriv") is not None
-        user_options = (True,) if level == "bubblewrap" and is_root else ((True, False) if is_root else (False,))
+        if not is_root:
+            user_options = (False,)
+        elif level == "bubblewrap":
+            user_options = (True,)
+        else:
+            user_options = (True, False)
         for drops_user in user_options:
             confinement = Confinement(level, prefix, private_tmp=level == "bubblewrap", drops_user=drops_user)
             reason = _probe(confinement)
