@@ -97,7 +97,11 @@ def _snapshot(*folders: Path) -> dict:
 
 
 def _sandbox_processes() -> list[str]:
-    """Return the processes that run under a sandbox user id."""
+    """Return this checkout's processes that run under a sandbox user id.
+
+    Only processes of this Python environment count, so that graders of
+    other checkouts running on the machine meanwhile are not reported.
+    """
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -110,7 +114,8 @@ def _sandbox_processes() -> list[str]:
             continue
         if state in ("Z", "X"):  # ended, waiting to be reaped by init
             continue
-        if confinement.SANDBOX_UID_BASE <= uid < confinement.SANDBOX_UID_BASE + confinement.SANDBOX_UID_COUNT:
+        in_sandbox_range = confinement.SANDBOX_UID_BASE <= uid < confinement.SANDBOX_UID_BASE + confinement.SANDBOX_UID_COUNT
+        if in_sandbox_range and command.startswith(sys.prefix):
             found.append(f"{entry.name} (uid {uid}): {command}")
     return found
 
