@@ -38,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import warnings
 from typing import Any
 
 DEFAULT_MODEL = "Gemma-270M"
@@ -86,23 +87,33 @@ class _GradingProcess:
         except OSError as error:
             return f"(the log could not be read: {error})"
 
-    def stop(self) -> None:
-        if self._process.poll() is None:
+    def stop(self, *, wait_seconds: float = 0.0) -> None:
+        """Stop the process: it exits by itself at the end of its stdin, else it is killed.
+
+        A clean exit lets it delete its temporary folder and stop its sandbox.
+        """
+        try:
+            self._process.stdin.close()
+        except OSError:
+            pass
+        try:
+            self._process.wait(timeout=wait_seconds)
+        except subprocess.TimeoutExpired:
             self._process.kill()
-        self._process.wait()
+            self._process.wait()
 
 
 _grading_process: _GradingProcess | None = None
 
 
-def _stop_grading_process() -> None:
+def _stop_grading_process(wait_seconds: float = 0.0) -> None:
     global _grading_process
     if _grading_process is not None:
-        _grading_process.stop()
+        _grading_process.stop(wait_seconds=wait_seconds)
         _grading_process = None
 
 
-atexit.register(_stop_grading_process)
+atexit.register(_stop_grading_process, wait_seconds=5.0)
 
 
 def _kernel_cells() -> list[str]:
@@ -157,6 +168,16 @@ def check(exercise: str, hidden: bool = False, model_name: str = DEFAULT_MODEL) 
     Raises:
       GradingServiceError: the grading process failed; the message holds its log.
     """
+    # A Python warning would go to stderr and cost the whole cell: show it on stdout instead.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        reply = _request_grading(exercise, hidden, model_name)
+    for warning in caught:
+        print(f"Warning while grading: {warning.category.__name__}: {warning.message}")
+    return _print_report(reply)
+
+
+def _request_grading(exercise: str, hidden: bool, model_name: str) -> dict[str, Any]:
     global _grading_process
     cells = _kernel_cells()
     if _grading_process is None:
@@ -173,5 +194,5 @@ def check(exercise: str, hidden: bool = False, model_name: str = DEFAULT_MODEL) 
         raise GradingServiceError(
             f"Grading {exercise} failed: {reply['error']}\nThe grader's log is {_grading_process.log_path}."
         )
-    return _print_report(reply)
+    return reply
 

@@ -23,6 +23,7 @@ import logging
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -143,8 +144,12 @@ def serve(requests: TextIO, replies: TextIO) -> None:
             for line in requests:
                 if not line.strip():
                     continue
+                started = time.monotonic()
                 try:
-                    reply = service.grade(json.loads(line))
+                    request = json.loads(line)
+                    reply = service.grade(request)
+                    logger.info("Graded the %s checks of %s in %.1f s", "hidden" if reply["hidden"] else "public",
+                                reply["exercise"], time.monotonic() - started)
                 except Exception as error:  # one bad request must not end the service
                     logger.exception("Request failed")
                     reply = {"error": f"{type(error).__name__}: {error}"}
