@@ -46,7 +46,7 @@ _LOG_TAIL_CHARACTERS = 2000
 
 
 class GradingServiceError(RuntimeError):
-    """The grading process failed or stopped. The message holds its log's tail."""
+    """The grading process failed or stopped. The message contains the tail of its log."""
 
 
 class _GradingProcess:
@@ -166,7 +166,7 @@ def check(exercise: str, hidden: bool = False, model_name: str = DEFAULT_MODEL) 
       model_name: the model the checks use, as `lm_support.load_model` names it.
 
     Raises:
-      GradingServiceError: the grading process failed; the message holds its log.
+      GradingServiceError: the grading process failed; the message contains the tail of its log.
     """
     # A Python warning would go to stderr and cost the whole cell: show it on stdout instead.
     with warnings.catch_warnings(record=True) as caught:

@@ -50,9 +50,11 @@ c.ClearSolutions.code_stub = {{"python": "# YOUR CODE HERE\\nraise NotImplemente
 def create_course(course_dir: Path, *, force: bool = False, source_notebook: Path = SOURCE_NOTEBOOK) -> Path:
     """Write `nbgrader_config.py` and the source notebook into `course_dir`.
 
-    Existing files are kept unless `force` is true, so an instructor's edits
-    to the course copy are not overwritten by accident. Returns the path of
-    the course's source notebook.
+    Returns the path of the course's source notebook.
+
+    Raises:
+      FileExistsError: either file exists and `force` is false, so that an
+        instructor's edits to the course copy are not overwritten by accident.
     """
     course_dir.mkdir(parents=True, exist_ok=True)
     config = course_dir / "nbgrader_config.py"

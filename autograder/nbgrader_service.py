@@ -137,7 +137,7 @@ class GradingService:
 
 
 def serve(requests: TextIO, replies: TextIO) -> None:
-    """Answer JSON requests, one per line, until `requests` ends."""
+    """Read JSON requests, one per line, and write one reply per request until `requests` ends."""
     with tempfile.TemporaryDirectory(prefix="lm-grade-notebook-") as workdir:
         service = GradingService(Path(workdir))
         try:

@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 SOLUTION_NOTEBOOK = REPO_ROOT / "solutions" / NOTEBOOK_NAME
 STUDENTS = ("alice", "bob", "carol")
 
-# carol's answers: mistakes that cost hidden and public points in some
+# carol's functions: mistakes that cost hidden and public points in some
 # exercises, one exercise left undone, the rest correct.
 CAROL_ANSWERS = {
     "softmax": '''\

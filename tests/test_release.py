@@ -45,7 +45,7 @@ def test_student_notebook_is_up_to_date():
 
 
 def test_solution_cells_match_solution_file():
-    """Each solution cell holds the function of solutions/lab3_transformer.py, line for line."""
+    """Each solution cell contains the function of solutions/lab3_transformer.py, line for line."""
     lines = SOLUTION.read_text().splitlines()
     cells = _nbgrader_cells(SOLUTION_NOTEBOOK)
     for name, node in _functions(SOLUTION.read_text()).items():
