@@ -62,6 +62,9 @@ class _GradingProcess:
             stderr=log,  # never the kernel's stderr, which nbgrader would count as an error
             text=True,
             encoding="utf-8",
+            # Outside the kernel's process group, which Jupyter kills at shutdown: the
+            # process then sees the end of its stdin and exits cleanly.
+            start_new_session=True,
         )
         log.close()
 
