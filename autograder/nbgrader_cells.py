@@ -62,8 +62,8 @@ class _GradingProcess:
             stderr=log,  # never the kernel's stderr, which nbgrader would count as an error
             text=True,
             encoding="utf-8",
-            # Outside the kernel's process group, which Jupyter kills at shutdown: the
-            # process then sees the end of its stdin and exits cleanly.
+            # Not in the kernel's process group, which Jupyter kills at shutdown, so the
+            # process reads the end of its stdin and exits cleanly.
             start_new_session=True,
         )
         log.close()
@@ -144,7 +144,7 @@ def _print_report(reply: dict[str, Any]) -> float:
     earned = round(sum(test["score"] for test in tests), 6)
     available = round(sum(test["max_score"] for test in tests), 6)
     which = "hidden" if hidden else "public"
-    print(f"{exercise}: {_format_points(earned)} of {_format_points(available)} points from the {which} checks.")
+    print(f"{exercise}: {_format_points(earned)} of {_format_points(available)} points from the {visibility} checks.")
     for test in tests:
         mark = "PASS" if test["status"] == "passed" else "FAIL"
         print(f"  {mark} {_format_points(test['score'])}/{_format_points(test['max_score'])}  {test['title']}")
