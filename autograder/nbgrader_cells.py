@@ -143,7 +143,7 @@ def _print_report(reply: dict[str, Any]) -> float:
     exercise, hidden, tests = reply["exercise"], reply["hidden"], reply["tests"]
     earned = round(sum(test["score"] for test in tests), 6)
     available = round(sum(test["max_score"] for test in tests), 6)
-    which = "hidden" if hidden else "public"
+    visibility = "hidden" if hidden else "public"
     print(f"{exercise}: {_format_points(earned)} of {_format_points(available)} points from the {visibility} checks.")
     for test in tests:
         mark = "PASS" if test["status"] == "passed" else "FAIL"
