@@ -99,6 +99,9 @@ class GradingPlugin:
         config.addinivalue_line("markers", "exercise(name): the student function under test")
         config.addinivalue_line("markers", "hidden: run only in full grading, not in local checks")
 
+    # trylast: see the items left after `-k` and `-m` deselection, so that
+    # deselected tests are not reported as checks that did not run.
+    @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
         kept = []
         for item in items:
