@@ -68,7 +68,7 @@ class GradingService:
 
     def close(self) -> None:
         if self._box is not None:
-            self._box.stop()
+            self._box.close()
             self._box = None
 
     def _load(self, cells: list[str]) -> None:
@@ -94,7 +94,7 @@ class GradingService:
             # As in `grading.grade`: a module that raises the same error, so every check reports it.
             source = f"raise SyntaxError({submission.syntax_error!r})\n"
 
-        box = sandbox.Sandbox(source, sandbox.Limits(), workdir=tempfile.mkdtemp(dir=self._workdir))
+        box = sandbox.Sandbox(source, sandbox.Limits())
         try:
             box.start()
         except sandbox.LoadError as error:

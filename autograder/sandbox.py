@@ -293,6 +293,10 @@ class Sandbox:
         return self
 
     def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the child for good and delete its working directory."""
         self.stop()
         if self._workdir is not None:
             shutil.rmtree(self._workdir, ignore_errors=True)
