@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -45,9 +46,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--list-tests", action="store_true", help="list every test with its points and exit")
     parser.add_argument("--model", default="Gemma-270M", help="model that computes the reference values: Gemma-270M (default, embedded), Gemma-1B or Gemma-4B (official checkpoints, see docs/models.md)")
     parser.add_argument(
-        "--isolation", choices=MODES, default="auto",
-        help="how student code is confined: auto (the strongest level that works here, the default), "
-             "or exactly bubblewrap, namespaces or none; a named level that does not work stops lm-grade",
+        "--isolation", choices=MODES, default=None,
+        help="how student code is confined: auto (the strongest level that works here, the default "
+             "unless $LM_GRADE_ISOLATION names another), or exactly bubblewrap, namespaces or none; "
+             "a named level that does not work stops lm-grade",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debugging details to standard error")
     parser.epilog = (
@@ -70,6 +72,7 @@ def _positive_int(text: str) -> int:
 
 def _batch_parser() -> argparse.ArgumentParser:
     from autograder.batch import GRADEBOOK_FORMATS, REPORT_FORMATS
+    from autograder.confinement import MODES
 
     parser = argparse.ArgumentParser(
         prog="lm-grade batch",
@@ -93,6 +96,9 @@ def _batch_parser() -> argparse.ArgumentParser:
                              "3 GB of memory (default: 1)")
     parser.add_argument("--public-only", action="store_true", help="run only the tests visible to students")
     parser.add_argument("--model", default="Gemma-270M", help="model for reference values (default: Gemma-270M)")
+    parser.add_argument("--isolation", choices=MODES, default=None,
+                        help="how student code is confined, as for a single submission; a named level "
+                             "that does not work stops the batch before it grades anything")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debugging details to standard error")
     return parser
 
@@ -150,6 +156,15 @@ def _batch_main(argv: list[str]) -> int:
 
     if args.model not in MODEL_NAMES:
         parser.error(f"unknown model {args.model!r}; choose one of {', '.join(MODEL_NAMES)}")
+    if args.isolation is not None:
+        from autograder.confinement import MODE_ENV_VAR, IsolationUnavailable, choose
+
+        try:
+            choose(args.isolation)
+        except IsolationUnavailable as error:
+            print(f"lm-grade batch: error: {error}", file=sys.stderr)
+            return ISOLATION_ERROR
+        os.environ[MODE_ENV_VAR] = args.isolation  # inherited by the worker processes
     try:
         run_batch(
             args.folder, args.output, gradebook_format=args.format, report_format=args.report_format,

@@ -39,6 +39,10 @@ logger = logging.getLogger(__name__)
 LEVELS = ("bubblewrap", "namespaces", "none")
 MODES = ("auto", *LEVELS)
 
+# Sets the mode wherever a caller does not name one: `lm-grade batch` workers,
+# nbgrader test cells and Gradescope's run_autograder included.
+MODE_ENV_VAR = "LM_GRADE_ISOLATION"
+
 # When the grader runs as root, each child gets its own user id from this
 # range, as isolate(1) does: RLIMIT_NPROC counts per user, so concurrent
 # graders do not share one process budget. No files belong to these ids.
@@ -200,15 +204,25 @@ def _probe(confinement: Confinement) -> str | None:
     return None
 
 
-@functools.cache
-def choose(mode: str = "auto") -> Confinement:
+def choose(mode: str | None = None) -> Confinement:
     """Return the strongest working level, or exactly `mode` unless it is "auto".
+
+    `mode` None reads `$LM_GRADE_ISOLATION`, and "auto" where that is unset.
 
     Raises:
       IsolationUnavailable: `mode` names a level that does not work here.
+      ValueError: `mode` is not one of `MODES`.
     """
+    if mode is None:
+        mode = os.environ.get(MODE_ENV_VAR) or "auto"
     if mode not in MODES:
-        raise ValueError(f"Unknown isolation mode {mode!r}; choose one of {', '.join(MODES)}.")
+        raise ValueError(f"Unknown isolation mode {mode!r}; choose one of {', '.join(MODES)} "
+                         f"(from the argument or ${MODE_ENV_VAR}).")
+    return _choose(mode)
+
+
+@functools.cache
+def _choose(mode: str) -> Confinement:
     candidates = LEVELS if mode == "auto" else (mode,)
     failures = []
     for level in candidates:

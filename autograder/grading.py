@@ -95,12 +95,13 @@ def grade(
     model_name: str = "Gemma-270M",
     public_only: bool = False,
     limits: sandbox.Limits = sandbox.Limits(),
-    isolation: str = "auto",
+    isolation: str | None = None,
     selection: list[str] | None = None,
 ) -> GradeReport:
     """Grade the submission at `path` and return its report.
 
-    `isolation` is an `autograder.confinement.MODES` value.
+    `isolation` is an `autograder.confinement.MODES` value; None reads
+    `$LM_GRADE_ISOLATION` and means "auto" where it is unset.
 
     Raises:
       confinement.IsolationUnavailable: `isolation` names a level that does

@@ -158,14 +158,15 @@ class Sandbox:
     Args:
       source: the submission's Python source (already filtered).
       limits: resource limits.
-      isolation: an `autograder.confinement.MODES` value.
+      isolation: an `autograder.confinement.MODES` value; None reads
+        `$LM_GRADE_ISOLATION` and means "auto" where it is unset.
 
     Raises:
       confinement.IsolationUnavailable: `isolation` names a level that does
         not work on this machine.
     """
 
-    def __init__(self, source: str, limits: Limits = Limits(), isolation: str = "auto"):
+    def __init__(self, source: str, limits: Limits = Limits(), isolation: str | None = None):
         self.source = source
         self.limits = limits
         self.confinement = confinement.choose(isolation)
