@@ -3,10 +3,10 @@
 Three levels, strongest first; `choose` probes them once per grader process:
 
 - `bubblewrap`: bwrap(1) gives the child new network (no interface but its
-  own loopback), PID, IPC and UTS namespaces and a read-only view of the file system that holds only the
-  system libraries, the Python environment, `lm_support` and the three
-  `autograder` modules the child runs (`worker`, `channel`, the package's
-  `__init__`). Solutions, the grading suites, `reference_ops`, the weights
+  own loopback), PID, IPC and UTS namespaces. Its read-only view of the
+  file system holds only the system libraries, the Python environment,
+  `lm_support` and the three `autograder` modules the child runs
+  (`worker`, `channel`, the package's `__init__`). Solutions, the grading suites, `reference_ops`, the weights
   cache, report paths and Unix sockets are not in that view. Its only
   writable place is a small private tmpfs at /tmp. Run as root, the grader
   switches the child to an unused unprivileged user id with no capabilities.
@@ -44,8 +44,8 @@ MODES = ("auto", *LEVELS)
 MODE_ENV_VAR = "LM_GRADE_ISOLATION"
 
 # When the grader runs as root, each child gets its own user id from this
-# range, as isolate(1) does: RLIMIT_NPROC counts per user, so concurrent
-# graders do not share one process budget. No files belong to these ids.
+# range. RLIMIT_NPROC counts per user, so concurrent graders do not share
+# one process budget. No files belong to these ids.
 SANDBOX_UID_BASE = 200_000
 SANDBOX_UID_COUNT = 60_000
 
@@ -66,7 +66,7 @@ class IsolationUnavailable(RuntimeError):
 
 @dataclasses.dataclass(frozen=True)
 class Confinement:
-    """How children are confined, as chosen by `choose`."""
+    """The confinement of children, as chosen by `choose`."""
 
     level: str
     prefix: tuple[str, ...]  # namespaces and file system view, before the user switch
