@@ -6,9 +6,10 @@ Three levels, strongest first; `choose` probes them once per grader process:
   own loopback), PID, IPC and UTS namespaces. Its read-only view of the
   file system holds only the system libraries, the Python environment,
   `lm_support` and the three `autograder` modules the child runs
-  (`worker`, `channel`, the package's `__init__`). Solutions, the grading suites, `reference_ops`, the weights
-  cache, report paths and Unix sockets are not in that view. Its only
-  writable place is a small private tmpfs at /tmp. Run as root, the grader
+  (`worker`, `channel`, the package's `__init__`). Solutions, the grading
+  suites, `reference_ops`, the weights cache, report paths and Unix sockets
+  are not in that view. Its only writable place is a small private tmpfs
+  at /tmp. Run as root, the grader
   switches the child to an unused unprivileged user id with no capabilities.
   Run as another user, bwrap uses a user namespace, in which it drops all
   capabilities.
