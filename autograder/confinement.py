@@ -5,8 +5,8 @@ Three levels, strongest first; `choose` probes them once per grader process:
 - `bubblewrap`: bwrap(1) gives the child new network (no interface but its
   own loopback), PID, IPC and UTS namespaces. Its read-only view of the
   file system holds only the system libraries, the Python environment,
-  `lm_support` and the three `autograder` modules the child runs
-  (`worker`, `channel`, the package's `__init__`). Solutions, the grading
+  `lm_support` and the `autograder` modules the child imports (`worker`,
+  `channel`, `nbgrader_cells` and the package's `__init__`). Solutions, the grading
   suites, `reference_ops`, the weights cache, report paths and Unix sockets
   are not in that view. Its only writable place is a small private tmpfs
   at /tmp. Run as root, the grader
@@ -52,9 +52,10 @@ SANDBOX_UID_COUNT = 60_000
 
 TMPFS_BYTES = 64 * 1024**2  # the child's only writable space, /tmp
 
-# The modules the child imports from `autograder`; the rest of the package
-# (suites, reference_ops, grading) stays out of its file system view.
-_CHILD_MODULES = ("__init__.py", "channel.py", "worker.py")
+# The modules the child imports from `autograder`: the worker, and
+# `nbgrader_cells`, whose `check` every lab notebook imports. The rest of the
+# package (suites, reference_ops, grading) stays out of its file system view.
+_CHILD_MODULES = ("__init__.py", "channel.py", "worker.py", "nbgrader_cells.py")
 
 _ETC_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime", "/etc/alternatives")
 

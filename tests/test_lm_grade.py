@@ -112,3 +112,10 @@ def test_usage_errors_exit_2(args):
     result = _grade(*args, timeout=120)
     assert result.returncode == 2
     assert "error" in result.stderr
+
+
+def test_lab_notebook_scores_full_marks():
+    """The nbgrader source notebook, answers filled in, imports and grades like the .py."""
+    report = _grade_json(SOLUTION.with_suffix(".ipynb"))
+    _assert_valid_report(report)
+    assert report["score"] == 100
