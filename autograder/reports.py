@@ -97,7 +97,7 @@ def to_gradescope(report: GradeReport) -> str:
     """Render Gradescope's results.json, with every output shown as plain text."""
     payload = json.loads(to_json(report))
     payload.pop("max_score")  # not a results.json field: Gradescope totals the tests' max_score
-    # Gradescope renders outputs as HTML unless told otherwise.
+    # Gradescope renders outputs as HTML unless the format fields say text.
     payload.update(output_format="text", test_output_format="text", test_name_format="text",
                    stdout_visibility="hidden")
     return json.dumps(payload, indent=2) + "\n"

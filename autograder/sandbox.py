@@ -330,10 +330,10 @@ class Sandbox:
     def _wait_reply(self, timeout: float, on_ask: Callable[[str, list, dict], Any] | None, what: str) -> dict:
         """Read messages until the child's reply, serving its model requests.
 
-        The child's time counts against `timeout`; the grader's time spent
-        on those requests counts against `Limits.answer_seconds`; both count
-        against the whole-submission budget, so neither side can stall a
-        grading.
+        The child's time counts against `timeout`, and the grader's time
+        spent on its requests counts against `Limits.answer_seconds`. Both
+        count against the whole-submission budget, so neither side can stall
+        a grading.
         """
         student_seconds = answer_seconds = 0.0
         try:

@@ -70,7 +70,7 @@ class StudentCode:
         self.asks: list[Callback] = []
         self._handles: dict[str, Any] = {}
         # Reference helpers the current call may use; requests for others
-        # are rejected, so student code cannot borrow the grader's answers.
+        # are rejected, so student code cannot use the grader's results.
         self._references: frozenset[str] = frozenset()
 
     def _encode_argument(self, value: Any) -> Any:

@@ -31,7 +31,7 @@ SOLUTION = REPO_ROOT / "solutions" / "lab3_transformer.py"
 
 
 class _DirectLink:
-    """A worker link whose model requests are answered in this process."""
+    """A worker link that runs model requests in this process."""
 
     def __init__(self, on_ask):
         self.on_ask = on_ask

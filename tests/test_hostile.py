@@ -237,7 +237,7 @@ def test_whole_submission_time_limit(tmp_path, attack_setup):
 
 
 def test_isolation_hides_kit_files(tmp_path):
-    """The child's file system view holds the worker but not the grader's secrets."""
+    """The child's file system view contains the worker but not the grader's secrets."""
     prefix, _ = confinement.choose("bubblewrap").command()
     probe = (
         "import os, sys\n"

@@ -115,7 +115,7 @@ def test_usage_errors_exit_2(args):
 
 
 def test_lab_notebook_scores_full_marks():
-    """The nbgrader source notebook, answers filled in, imports and grades like the .py."""
+    """The nbgrader source notebook, with its solutions, grades like the .py."""
     report = _grade_json(SOLUTION.with_suffix(".ipynb"))
     _assert_valid_report(report)
     assert report["score"] == 100
