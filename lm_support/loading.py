@@ -17,7 +17,7 @@ import numpy as np
 
 from lm_support._backend import gm, jax, jnp
 
-from lm_support import DEFAULT_MODEL, MODEL_NAMES, gguf_convert, weights_cache
+from lm_support import DEFAULT_MODEL, MODEL_NAMES, compilation_cache, gguf_convert, weights_cache
 from lm_support.checkpoints import CHECKPOINT_ENV_VAR, load_official  # noqa: F401  (re-exported)
 from lm_support.model import LanguageModel
 from lm_support.tokenizer import Tokenizer, load_tokenizer
@@ -76,6 +76,7 @@ _lock = threading.Lock()
 
 @functools.cache
 def _load_cached(name: str) -> LanguageModel:
+    compilation_cache.enable()
     if name != DEFAULT_MODEL:
         return load_official(name)
     transformer, params, tokenizer = _load_embedded()

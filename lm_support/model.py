@@ -1,9 +1,16 @@
-"""`LanguageModel`: next-token logits from a `gemma` transformer on CPU."""
+"""`LanguageModel`: next-token logits from a `gemma` transformer on CPU.
+
+Generation requests the logits of a context, then of the same context plus
+one token, and so on. `LanguageModel` keeps the attention keys and values of
+the last context it saw (a KV cache), so each such step runs the transformer
+on the new token only, not on the whole context again.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -14,9 +21,15 @@ from lm_support.tokenizer import Tokenizer
 
 logger = logging.getLogger(__name__)
 
-# Every new input length makes XLA compile the forward pass again (several
-# seconds on CPU), so prompts are right-padded to the next of these lengths.
+# Every new input shape makes XLA compile the forward pass again (seconds on
+# CPU, unless the persistent compilation cache has it), so a context is
+# right-padded to the next of these lengths.
 PADDED_LENGTHS = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
+
+# A context that extends the cached one by at most this many tokens runs one
+# decoding step per new token. A longer extension, or any other context, runs
+# a prefill of the whole context, which is cheaper than that many steps.
+MAX_DECODE_STEPS = 4
 
 
 def padded_length(length: int) -> int:
@@ -28,6 +41,38 @@ def padded_length(length: int) -> int:
         f"A prompt of {length} tokens is longer than the longest supported "
         f"input ({PADDED_LENGTHS[-1]} tokens); shorten the prompt."
     )
+
+
+def cache_length_for(length: int) -> int:
+    """Return the KV cache length for a prefill of `length` tokens.
+
+    Twice the padded length leaves room to decode as many tokens again before
+    the next prefill, and keeps the number of compiled shapes small: one
+    prefill and one decoding step per padded length.
+    """
+    return min(2 * padded_length(length), PADDED_LENGTHS[-1])
+
+
+def positions_and_mask(ids: np.ndarray, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return the rotary positions of `ids` and which of them may be attended to.
+
+    The rule is the `gemma` transformer's own for an input without a KV cache
+    (`gemma.gm.utils._types.Input`, gemma 3.3.0): PAD tokens are never
+    attended to and do not advance the position.
+    """
+    attendable = ids != pad_id
+    positions = np.cumsum(attendable)
+    return positions - (positions >= 1), attendable
+
+
+@dataclasses.dataclass
+class _CacheState:
+    """The KV cache of the last context, and that context's logits."""
+
+    ids: np.ndarray  # int32, the context whose keys and values are in `cache`
+    cache: dict  # gemma's per-layer cache, `cache_length` slots per layer
+    cache_length: int
+    logits: np.ndarray  # float32 `(vocab_size,)`, the logits of the token after `ids`
 
 
 @dataclasses.dataclass(eq=False)
@@ -49,10 +94,18 @@ class LanguageModel:
 
     def __post_init__(self):
         self._forward = jax.jit(self._last_position_logits)
+        self._prefill = jax.jit(self._prefill_logits, static_argnames="cache_length")
+        self._decode = jax.jit(self._decode_logits)
+        self._state: _CacheState | None = None
+        self._lock = threading.Lock()
 
     @property
     def vocab_size(self) -> int:
         return int(self.params["embedder"]["input_embedding"].shape[0])
+
+    @property
+    def _pad_id(self) -> int:
+        return int(self.tokenizer.special_tokens.PAD)
 
     def _last_position_logits(self, params: dict, tokens: jax.Array) -> jax.Array:
         # Attention is causal and the `gemma` transformer masks PAD (id 0)
@@ -60,6 +113,35 @@ class LanguageModel:
         # unchanged. `return_last_only` finds that position from the mask.
         output = self.transformer.apply({"params": params}, tokens=tokens, return_last_only=True)
         return output.logits.astype(jnp.float32)
+
+    def _prefill_logits(self, params, tokens, positions, attention_mask, length, *, cache_length):
+        cache = self.transformer.config.init_cache(
+            batch_size=1, dtype=jnp.float32, cache_length=cache_length
+        )
+        output = self.transformer.apply(
+            {"params": params},
+            tokens=tokens,
+            positions=positions,
+            attention_mask=attention_mask,
+            cache=cache,
+            return_last_only=True,
+        )
+        # The prefill wrote keys and values for every padded slot; the next
+        # token goes right after the real ones and overwrites the first PAD.
+        end_index = jnp.full((1,), length, dtype=jnp.int32)
+        new_cache = {name: {**layer, "end_index": end_index} for name, layer in output.cache.items()}
+        return output.logits[0].astype(jnp.float32), new_cache
+
+    def _decode_logits(self, params, cache, token, position, attention_mask):
+        output = self.transformer.apply(
+            {"params": params},
+            tokens=token,
+            positions=position,
+            attention_mask=attention_mask,
+            cache=cache,
+            return_last_only=True,
+        )
+        return output.logits[0].astype(jnp.float32), output.cache
 
     def _validated_ids(self, token_ids: Sequence[int]) -> np.ndarray:
         ids = np.asarray(token_ids)
@@ -82,18 +164,86 @@ class LanguageModel:
           token_ids: the context, a sequence of ints that starts with BOS.
 
         Returns:
-          A float32 array of shape `(vocab_size,)`.
+          A float32 array of shape `(vocab_size,)`, which the caller owns.
         """
         ids = self._validated_ids(token_ids)
-        length = padded_length(ids.size)
-        tokens = np.full((1, length), self.tokenizer.special_tokens.PAD, dtype=np.int32)
-        tokens[0, :ids.size] = ids
-        logits = self._forward(self.params, jnp.asarray(tokens))
+        padded_length(ids.size)  # raises for a context that is too long
+        with self._lock:
+            if np.any(ids == self._pad_id):
+                # A PAD token inside the context is masked and does not advance
+                # the position. Cached slots would then no longer match the
+                # positions, so such a context takes the uncached forward pass.
+                logits = self._uncached_logits(ids)
+            else:
+                logits = self._cached_logits(ids)
         # np.array copies: the caller gets a writable array of its own.
-        return np.array(logits[0], dtype=np.float32)
+        return np.array(logits, dtype=np.float32)
 
     def next_token_probabilities(self, token_ids: Sequence[int]) -> np.ndarray:
         """Return the softmax of `next_token_logits`, computed in float64."""
         logits = self.next_token_logits(token_ids).astype(np.float64)
         shifted = np.exp(logits - logits.max())
         return shifted / shifted.sum()
+
+    def _uncached_logits(self, ids: np.ndarray) -> np.ndarray:
+        tokens = np.full((1, padded_length(ids.size)), self._pad_id, dtype=np.int32)
+        tokens[0, :ids.size] = ids
+        return np.asarray(self._forward(self.params, jnp.asarray(tokens))[0])
+
+    def _cached_logits(self, ids: np.ndarray) -> np.ndarray:
+        state = self._state
+        if state is not None and state.ids.size == ids.size and np.array_equal(state.ids, ids):
+            return state.logits
+
+        new_tokens = ids.size - (state.ids.size if state is not None else 0)
+        extends_cache = (
+            state is not None
+            and 1 <= new_tokens <= MAX_DECODE_STEPS
+            and ids.size <= state.cache_length
+            and np.array_equal(ids[:state.ids.size], state.ids)
+        )
+        if extends_cache:
+            for end in range(state.ids.size + 1, ids.size + 1):
+                state = self._decode_step(state, ids[:end])
+        else:
+            state = self._prefill_state(ids)
+        self._state = state
+        return state.logits
+
+    def _prefill_state(self, ids: np.ndarray) -> _CacheState:
+        length = padded_length(ids.size)
+        cache_length = cache_length_for(ids.size)
+        tokens = np.full((1, length), self._pad_id, dtype=np.int32)
+        tokens[0, :ids.size] = ids
+        positions, attendable = positions_and_mask(tokens[0], self._pad_id)
+
+        # Query i attends to key j when j <= i and slot j contains a real token.
+        keys = np.zeros(cache_length, dtype=bool)
+        keys[:length] = attendable
+        causal = np.arange(cache_length)[None, :] <= np.arange(length)[:, None]
+        attention_mask = (causal & keys[None, :])[None]
+
+        logits, cache = self._prefill(
+            self.params,
+            jnp.asarray(tokens),
+            jnp.asarray(positions[None].astype(np.int32)),
+            jnp.asarray(attention_mask),
+            jnp.int32(ids.size),
+            cache_length=cache_length,
+        )
+        return _CacheState(ids.copy(), cache, cache_length, np.asarray(logits))
+
+    def _decode_step(self, state: _CacheState, ids: np.ndarray) -> _CacheState:
+        """Run the last token of `ids` on a cache that contains all the others."""
+        positions, attendable = positions_and_mask(ids, self._pad_id)
+        keys = np.zeros(state.cache_length, dtype=bool)
+        keys[:ids.size] = attendable
+
+        logits, cache = self._decode(
+            self.params,
+            state.cache,
+            jnp.asarray(ids[None, -1:]),
+            jnp.asarray(positions[None, -1:].astype(np.int32)),
+            jnp.asarray(keys[None, None, :]),
+        )
+        return _CacheState(ids.copy(), cache, state.cache_length, np.asarray(logits))

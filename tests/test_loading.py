@@ -29,12 +29,16 @@ def test_missing_checkpoint_names_locations(tmp_path, monkeypatch, name, folder)
 _LOAD = (
     "import logging, sys; logging.basicConfig(level=logging.INFO, stream=sys.stdout, format='%(message)s');"
     "import lm_support; m = lm_support.load_model();"
-    "print('TOKENS', m.tokenizer.encode('Jide was thirsty', add_bos=True))"
+    "ids = m.tokenizer.encode('Jide was thirsty', add_bos=True);"
+    "print('TOKENS', ids, 'TOP', int(m.next_token_logits(ids).argmax()))"
 )
 
 
-def _load_in_fresh_process(cache):
-    env = dict(os.environ, LM_SUPPORT_CACHE=str(cache))
+def _load_in_fresh_process(cache=None, extra_env=None):
+    """Load the model in a new process, with `cache` as its weights cache (None: the usual one)."""
+    env = dict(os.environ, **(extra_env or {}))
+    if cache is not None:
+        env["LM_SUPPORT_CACHE"] = str(cache)
     return subprocess.run([sys.executable, "-c", _LOAD], env=env, capture_output=True, text=True, timeout=600)
 
 
@@ -42,7 +46,10 @@ def test_converted_weights_cached_and_reused(tmp_path):
     first = _load_in_fresh_process(tmp_path)
     assert first.returncode == 0, first.stderr
     assert "Converting Gemma 3 270M" in first.stdout
-    entries = [path for path in tmp_path.iterdir() if path.is_dir() and not path.name.startswith(".")]
+    entries = [
+        path for path in tmp_path.iterdir()
+        if path.is_dir() and not path.name.startswith(".") and path.name != "xla"
+    ]
     assert len(entries) == 1
     assert (entries[0] / "meta.json").is_file()
     assert not list(tmp_path.glob("*.gguf")), "the assembled GGUF should be removed after conversion"
@@ -54,3 +61,31 @@ def test_converted_weights_cached_and_reused(tmp_path):
     assert "Loading converted weights" in second.stdout
     assert (entries[0] / "meta.json").stat().st_mtime_ns == meta_mtime
     assert first.stdout.splitlines()[-1] == second.stdout.splitlines()[-1]
+
+
+def test_compiled_programs_reused_across_processes(tmp_path):
+    compiled = tmp_path / "compiled"
+    env = {"LM_SUPPORT_COMPILATION_CACHE": str(compiled)}
+
+    first = _load_in_fresh_process(extra_env=env)
+    assert first.returncode == 0, first.stderr
+    programs = sorted(path.name for path in compiled.iterdir())
+    assert any(name.startswith("jit__prefill_logits") for name in programs), programs
+
+    # A second process finds every program it needs on disk and adds none.
+    second = _load_in_fresh_process(extra_env=env)
+    assert second.returncode == 0, second.stderr
+    assert sorted(path.name for path in compiled.iterdir()) == programs
+    assert first.stdout.splitlines()[-1] == second.stdout.splitlines()[-1]
+
+
+def test_compilation_cache_folder_setting(tmp_path, monkeypatch):
+    from lm_support import compilation_cache
+
+    monkeypatch.setenv("LM_SUPPORT_COMPILATION_CACHE", "off")
+    assert compilation_cache.cache_dir() is None
+    monkeypatch.setenv("LM_SUPPORT_COMPILATION_CACHE", str(tmp_path / "compiled"))
+    assert compilation_cache.cache_dir() == tmp_path / "compiled"
+    monkeypatch.delenv("LM_SUPPORT_COMPILATION_CACHE")
+    monkeypatch.setenv("LM_SUPPORT_CACHE", str(tmp_path))
+    assert compilation_cache.cache_dir() == tmp_path / "xla"

@@ -62,3 +62,49 @@ def test_padding_leaves_logits_unchanged(model):
 def test_invalid_token_ids_rejected(model, bad_ids):
     with pytest.raises((ValueError, TypeError)):
         model.next_token_logits(bad_ids)
+
+
+def _uncached(model, ids):
+    import jax.numpy as jnp
+
+    output = model.transformer.apply({"params": model.params}, tokens=jnp.asarray([ids]), return_last_only=True)
+    return np.asarray(output.logits[0])
+
+
+def test_kv_cache_matches_full_forward_pass(model):
+    # A greedy run of 40 tokens from a 10-token prompt crosses the cache
+    # lengths 32 and 64, so it takes decoding steps and two new prefills.
+    context = model.tokenizer.encode(THIRSTY, add_bos=True)
+    for _ in range(40):
+        context.append(int(np.argmax(model.next_token_logits(context))))
+    assert model.tokenizer.decode(context[10:]).startswith(" water. She saw a man in a white shirt and a blue hat.")
+
+    for length in (10, 11, 16, 17, 31, 32, 33, 49, 50):
+        cached = model.next_token_logits(context[:length])
+        full = _uncached(model, context[:length])
+        np.testing.assert_allclose(cached, full, atol=2e-4, err_msg=f"context of {length} tokens")
+        assert int(np.argmax(cached)) == int(np.argmax(full))
+
+
+def test_kv_cache_other_contexts(model):
+    hungry = model.tokenizer.encode(HUNGRY, add_bos=True)
+    thirsty = model.tokenizer.encode(THIRSTY, add_bos=True)
+    model.next_token_logits(thirsty + [1234, 5678])
+    # A different context, a shorter prefix and a jump of many tokens each
+    # give the logits of a fresh forward pass.
+    for context in (hungry, thirsty[:5], thirsty, thirsty + [1234] * 9):
+        np.testing.assert_allclose(model.next_token_logits(context), _uncached(model, context), atol=2e-4)
+
+
+def test_kv_cache_result_owned_by_caller(model):
+    ids = model.tokenizer.encode(HUNGRY, add_bos=True)
+    first = model.next_token_logits(ids)
+    expected = first.copy()
+    first[:] = 0.0
+    np.testing.assert_array_equal(model.next_token_logits(ids), expected)
+
+
+def test_pad_inside_context_masked(model):
+    ids = model.tokenizer.encode(HUNGRY, add_bos=True)
+    with_pad = ids[:4] + [model.tokenizer.special_tokens.PAD] + ids[4:]
+    np.testing.assert_allclose(model.next_token_logits(with_pad), _uncached(model, with_pad), atol=1e-4)
