@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import io
 import logging
+import threading
 import time
 from pathlib import Path
 
@@ -70,6 +71,17 @@ def _notes_for(submission: Submission) -> list[str]:
     return notes
 
 
+def _compile_model_programs(model_name: str) -> None:
+    """Load the model and compile its first forward passes (run in a thread)."""
+    try:
+        from lm_support import load_model
+        from lm_support.prepare import compile_programs
+
+        compile_programs(load_model(model_name), new_tokens=2)
+    except Exception:  # noqa: BLE001  (the suites' model fixture reports the same error)
+        logger.debug("Loading or compiling %s ahead of the suites failed", model_name, exc_info=True)
+
+
 def run_suites(student: StudentCode, model_name: str, public_only: bool, selection: list[str]) -> list[TestResult]:
     """Run the pytest suites in this process and return one result per test."""
     plugin = GradingPlugin(student, model_name=model_name, public_only=public_only)
@@ -117,6 +129,13 @@ def grade(
         # Grade a module that raises the same error, so every test reports it.
         source = f"raise SyntaxError({submission.syntax_error!r})\n"
 
+    # Tracing and compiling the model's forward passes takes seconds in this
+    # process, and starting the sandbox takes seconds in the child, so both
+    # run at the same time.
+    compiling = threading.Thread(
+        target=_compile_model_programs, args=(model_name,), name="compile-model", daemon=True
+    )
+    compiling.start()
     with sandbox.Sandbox(source, limits, isolation) as box:
         try:
             box.start()
@@ -128,6 +147,7 @@ def grade(
         printed_at_import = box.take_output().strip()
         if printed_at_import:
             notes.append(f"Your code printed while it was imported:\n{printed_at_import}")
+        compiling.join()
         student = StudentCode(box)
         tests = run_suites(student, model_name, public_only, selection or [])
         printed = box.take_output().strip()

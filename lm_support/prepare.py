@@ -3,10 +3,10 @@
 Run it once when building an image or installing a grader, so that the first
 grading neither converts the weights nor waits for XLA. It converts the
 embedded weights (or finds an official checkpoint). Then it runs a greedy
-generation long enough to compile the programs that contexts of up to 128
-tokens need, which covers the grading suites: a prefill of 16 tokens into a
-KV cache of 32 slots, one of 64 tokens into 128 slots, and a decoding step
-for each cache length.
+generation long enough to compile the programs for contexts of up to 128
+tokens, which covers the grading suites. Those are a prefill of 16 tokens
+into a KV cache of 32 slots, one of 64 tokens into 128 slots, and a decoding
+step for each cache length.
 """
 
 from __future__ import annotations
@@ -27,21 +27,31 @@ _PROMPT = "Jide was thirsty so she went looking for"
 _GENERATED_TOKENS = 30
 
 
+def compile_programs(model, new_tokens: int = _GENERATED_TOKENS) -> None:
+    """Run a greedy generation of `new_tokens` tokens, which compiles the programs it needs.
+
+    Two new tokens compile the prefill and the decoding step for contexts of
+    up to 32 tokens, and 30 new tokens compile those for up to 128.
+    """
+    from lm_support.seed_helpers import generate_ids
+
+    prompt_ids = model.tokenizer.encode(_PROMPT, add_bos=True)
+    # EOS is forbidden so that the generation always reaches the longest cache.
+    eos = model.tokenizer.special_tokens.EOS
+    generate_ids(model, prompt_ids, new_tokens, do_sample=False, rng=None, forbidden_ids=[eos])
+
+
 def prepare(model_name: str = DEFAULT_MODEL):
     """Load `model_name`, compile its common forward passes and return the model."""
     from lm_support import compilation_cache
     from lm_support.loading import load_model
-    from lm_support.seed_helpers import generate_ids
 
     started = time.monotonic()
     model = load_model(model_name)
     logger.info("Loaded %s in %.0f s", model_name, time.monotonic() - started)
 
     started = time.monotonic()
-    prompt_ids = model.tokenizer.encode(_PROMPT, add_bos=True)
-    # EOS is forbidden so that the generation always reaches the longest cache.
-    eos = model.tokenizer.special_tokens.EOS
-    generate_ids(model, prompt_ids, _GENERATED_TOKENS, do_sample=False, rng=None, forbidden_ids=[eos])
+    compile_programs(model)
     logger.info(
         "Compiled the forward passes in %.0f s; compiled programs are in %s",
         time.monotonic() - started,
