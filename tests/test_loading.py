@@ -63,20 +63,21 @@ def test_converted_weights_cached_and_reused(tmp_path):
     assert first.stdout.splitlines()[-1] == second.stdout.splitlines()[-1]
 
 
-def test_compiled_programs_reused_across_processes(tmp_path):
+def test_prepare_fills_compilation_cache(tmp_path):
     compiled = tmp_path / "compiled"
-    env = {"LM_SUPPORT_COMPILATION_CACHE": str(compiled)}
-
-    first = _load_in_fresh_process(extra_env=env)
-    assert first.returncode == 0, first.stderr
+    env = dict(os.environ, LM_SUPPORT_COMPILATION_CACHE=str(compiled))
+    prepared = subprocess.run([sys.executable, "-m", "lm_support.prepare"], env=env,
+                              capture_output=True, text=True, timeout=900)
+    assert prepared.returncode == 0, prepared.stderr
     programs = sorted(path.name for path in compiled.iterdir())
-    assert any(name.startswith("jit__prefill_logits") for name in programs), programs
+    # A prefill and a decoding step for the KV cache lengths 32 and 128.
+    assert sum(name.startswith("jit__prefill_logits") for name in programs) == 2, programs
+    assert sum(name.startswith("jit__decode_logits") for name in programs) == 2, programs
 
-    # A second process finds every program it needs on disk and adds none.
-    second = _load_in_fresh_process(extra_env=env)
-    assert second.returncode == 0, second.stderr
+    # A new process finds every program it needs on disk and adds none.
+    loaded = _load_in_fresh_process(extra_env={"LM_SUPPORT_COMPILATION_CACHE": str(compiled)})
+    assert loaded.returncode == 0, loaded.stderr
     assert sorted(path.name for path in compiled.iterdir()) == programs
-    assert first.stdout.splitlines()[-1] == second.stdout.splitlines()[-1]
 
 
 def test_compilation_cache_folder_setting(tmp_path, monkeypatch):
