@@ -122,8 +122,8 @@ def _check_line(check: CheckFeedback) -> str:
 def render_text(report: ExerciseReport, *, show_hints: bool, hint_call: str) -> str:
     """Render the report as a plain-text box.
 
-    Hints are printed when `show_hints` is true; otherwise a failed check
-    with a hint says to run `hint_call` to see it.
+    Hints are printed when `show_hints` is true. Otherwise each failed
+    check that has a hint shows `hint_call`, the call that prints it.
     """
     lines = [_summary(report)]
     if report.not_implemented:

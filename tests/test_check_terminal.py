@@ -1,7 +1,7 @@
 """`check(...)` outside Jupyter gives the verdicts of `lm-grade --public-only`.
 
 Three submissions (the student stub, the reference solution and a softmax
-without the maximum subtraction) are checked twice: by `check("softmax",
+that normalises over the whole array instead of each row) are checked twice: by `check("softmax",
 softmax)` in a plain Python process, and by `lm-grade --public-only`. The
 points must be equal and each failed check must appear in both.
 """
@@ -22,8 +22,9 @@ import numpy as np
 
 
 def softmax(logits):
-    values = np.exp(np.asarray(logits, dtype=np.float64))  # no max subtraction: overflows
-    return values / values.sum(axis=-1, keepdims=True)
+    values = np.asarray(logits, dtype=np.float64)
+    shifted = np.exp(values - values.max())
+    return shifted / shifted.sum()  # sums over the whole array, not over each row
 '''
 
 # A script run as `python lab3_transformer.py`, as a student would run their file.
