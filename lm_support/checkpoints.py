@@ -232,9 +232,9 @@ def find_checkpoint(spec: CheckpointSpec) -> CheckpointLocation:
 def available_models() -> list[str]:
     """Return the names of the models that `load_model` finds on this machine.
 
-    The embedded "Gemma-270M" is always there; an official model is listed
-    when `find_checkpoint` finds its checkpoint folder and tokenizer (the
-    files are not opened, so a damaged checkpoint still fails at load).
+    The embedded "Gemma-270M" is always there. An official model is listed
+    when `find_checkpoint` finds its checkpoint folder and tokenizer. The
+    files are not opened, so a damaged checkpoint is listed and fails at load.
     """
     names = ["Gemma-270M"]
     for name, spec in OFFICIAL_CHECKPOINTS.items():
