@@ -4,7 +4,7 @@ A test cell of the lab notebook reads::
 
     points = check("softmax", softmax)
     ### BEGIN HIDDEN TESTS
-    points += check("softmax", hidden=True)
+    points += check("softmax", softmax, hidden=True)
     ### END HIDDEN TESTS
     points
 
