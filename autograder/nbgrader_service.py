@@ -51,7 +51,7 @@ class GradingService:
         self._workdir = workdir
         self._box = None
         self._student = None
-        self._loaded: tuple | None = None  # what the sandbox runs: ("cells", list) or ("path", path, text)
+        self._loaded: tuple[str, tuple[str, ...]] | None = None  # the sandbox's source and its notes
         self._notes: list[str] = []
         self._hidden_points: dict[str, float] | None = None
 
@@ -73,22 +73,18 @@ class GradingService:
             self._box = None
 
     def _load(self, cells: list[str] | None, path: str | None) -> None:
-        """Start a sandbox for `cells` or the file at `path`, unless it already runs exactly that code."""
+        """Start a sandbox for `cells` or the file at `path`, unless it already runs the same code.
+
+        The code compared is what the sandbox would run (the imports,
+        definitions and assignments that `read_submission` keeps), so a new
+        check cell or an edited experiment does not restart the sandbox.
+        """
         import nbformat
 
         from autograder import sandbox
         from autograder.student import StudentCode
         from autograder.submission import read_submission
 
-        if cells is not None:
-            loaded = ("cells", list(cells))
-        else:
-            # The file's text is part of the key, so an edited file is loaded again.
-            loaded = ("path", path, Path(path).read_text(encoding="utf-8"))
-        if loaded == self._loaded and self._box is not None:
-            return
-
-        self.close()
         if cells is not None:
             notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in cells])
             submission_path = self._workdir / "lab3_transformer.ipynb"
@@ -103,7 +99,11 @@ class GradingService:
             notes.insert(0, f"Your code could not be run: {submission.syntax_error}")
             # As in `grading.grade`: a module that raises the same error, so every check reports it.
             source = f"raise SyntaxError({submission.syntax_error!r})\n"
+        loaded = (source, tuple(notes))
+        if loaded == self._loaded and self._box is not None:
+            return
 
+        self.close()
         box = sandbox.Sandbox(source, sandbox.Limits())
         try:
             box.start()
