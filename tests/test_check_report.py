@@ -1,11 +1,13 @@
 """`check(...)` feedback rendering and `skip_if_not_implemented`, without the model."""
 
 import html
+import subprocess
+import sys
 
 import pytest
 
 from autograder.check_report import render_html, render_text, report_from_reply, split_hint
-from autograder.nbgrader_cells import skip_if_not_implemented
+from autograder.nbgrader_cells import check, skip_if_not_implemented
 
 FAILED_OUTPUT = (
     "Checked:  softmax(logits + 1000) after the thirsty prompt\n"
@@ -127,3 +129,17 @@ def test_skip_is_silent_without_error(capsys):
         value = 1
     assert value == 1
     assert capsys.readouterr().out == ""
+
+
+def test_check_without_source_file_raises():
+    # `python -c` has no `__main__.__file__`, and a builtin has no source file.
+    code = "from autograder.nbgrader_cells import check; check('softmax', print)"
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 1
+    assert "RuntimeError: check() grades the cells of a notebook or the file" in completed.stderr
+    assert "lm-grade --public-only lab3_transformer.py" in completed.stderr
+
+
+def test_check_rejects_non_function():
+    with pytest.raises(TypeError, match="must be your function"):
+        check("softmax", "softmax")
