@@ -6,7 +6,7 @@ Three levels, strongest first; `choose` probes them once per grader process:
   own loopback), PID, IPC and UTS namespaces. Its read-only view of the
   file system holds only the system libraries, the Python environment,
   `lm_support` and the `autograder` modules the child imports (`worker`,
-  `channel`, `nbgrader_cells` and the package's `__init__`). Solutions, the grading
+  `channel`, `nbgrader_cells`, `check_report` and the package's `__init__`). Solutions, the grading
   suites, `reference_ops`, the weights cache, report paths and Unix sockets
   are not in that view. Its only writable place is a small private tmpfs
   at /tmp. Run as root, the grader
@@ -53,9 +53,10 @@ SANDBOX_UID_COUNT = 60_000
 TMPFS_BYTES = 64 * 1024**2  # the child's only writable space, /tmp
 
 # The modules the child imports from `autograder`: the worker, and
-# `nbgrader_cells`, whose `check` every lab notebook imports. The rest of the
+# `nbgrader_cells` (with `check_report`, which it imports), whose `check`
+# every lab notebook imports. The rest of the
 # package (suites, reference_ops, grading) stays out of its file system view.
-_CHILD_MODULES = ("__init__.py", "channel.py", "worker.py", "nbgrader_cells.py")
+_CHILD_MODULES = ("__init__.py", "channel.py", "worker.py", "nbgrader_cells.py", "check_report.py")
 
 _ETC_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime", "/etc/alternatives")
 

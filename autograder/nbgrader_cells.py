@@ -1,16 +1,17 @@
-"""Grade one Lab 3 exercise from a notebook test cell (nbgrader or local).
+"""Grade one Lab 3 exercise from a notebook test cell (nbgrader or local) or a script.
 
 A test cell of the lab notebook reads::
 
-    points = check("softmax")
+    points = check("softmax", softmax)
     ### BEGIN HIDDEN TESTS
-    points += check("softmax", hidden=True)
+    points += check("softmax", softmax, hidden=True)
     ### END HIDDEN TESTS
     points
 
 `check` grades the code cells that the kernel has run so far with the same
-checks as `lm-grade`, prints the kit's feedback for each check and returns
-the points earned. nbgrader gives a test cell partial credit when its last
+checks as `lm-grade`, shows the kit's feedback (`autograder.check_report`)
+and returns the points earned. Outside IPython it grades the student's
+source file instead. nbgrader gives a test cell partial credit when its last
 output is a number (`nbgrader.utils.determine_grade`, nbgrader 0.9.6), so a
 cell worth an exercise's total scores exactly what `lm-grade` gives that
 exercise. Students' copies lack the hidden block, so they see their public
@@ -26,20 +27,26 @@ NOTE: nbgrader reads the score from the cell's output, and student code runs
 in the same kernel as this module. A student who replaces `check` in the
 kernel can print any number. Cross-check suspicious scores with `lm-grade`.
 
-This module imports only the standard library, so that the `import` of it in
-a graded notebook costs nothing in the sandbox.
+This module imports only the standard library (and `autograder.check_report`,
+which does too), so that the `import` of it in a graded notebook costs
+nothing in the sandbox. `skip_if_not_implemented` lets the lab's
+demonstration cells run while an exercise is still a stub.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
+import inspect
 import json
+import os
 import subprocess
 import sys
 import tempfile
-import textwrap
 import warnings
-from typing import Any
+from typing import Any, Callable
+
+from autograder import check_report
 
 DEFAULT_MODEL = "Gemma-270M"
 _LOG_TAIL_CHARACTERS = 2000
@@ -119,74 +126,144 @@ def _stop_grading_process(wait_seconds: float = 0.0) -> None:
 atexit.register(_stop_grading_process, wait_seconds=5.0)
 
 
-def _kernel_cells() -> list[str]:
-    """Return the source of every cell the IPython kernel has run, in order."""
+def _ipython_shell():
+    """Return the running IPython shell, or None in a plain Python process."""
     try:
         from IPython import get_ipython
     except ImportError:
-        get_ipython = None
-    shell = get_ipython() if get_ipython else None
-    if shell is None:
-        raise RuntimeError(
-            "check() grades the cells of a running notebook; outside Jupyter, grade the file "
-            "with `lm-grade lab3_transformer.py` instead."
-        )
+        return None
+    return get_ipython()
+
+
+def _kernel_cells(shell) -> list[str]:
+    """Return the source of every cell the IPython shell has run, in order."""
     # Entry 0 is an empty placeholder; a re-run cell appears again, and its later definitions win.
     return [cell for cell in shell.history_manager.input_hist_raw[1:] if cell.strip()]
 
 
-def _format_points(value: float) -> str:
-    return f"{value:g}"
+def _source_file(function: Callable[..., Any] | None) -> str:
+    """Return the file to grade outside IPython: the one defining `function`, else `__main__`'s file.
+
+    Raises:
+      RuntimeError: neither names a file on disk (e.g. in a plain Python REPL).
+    """
+    candidates = []
+    if function is not None:
+        try:
+            candidates.append(inspect.getsourcefile(function))
+        except TypeError:  # a builtin or a callable object without a source file
+            pass
+    candidates.append(getattr(sys.modules.get("__main__"), "__file__", None))
+    for candidate in candidates:
+        if candidate and os.path.isfile(candidate):
+            return os.path.abspath(candidate)
+    raise RuntimeError(
+        "check() grades the cells of a notebook or the file that defines the function; here neither "
+        "was found. Save your functions in lab3_transformer.py and run `python lab3_transformer.py`, "
+        "or grade the file with `lm-grade --public-only lab3_transformer.py`."
+    )
 
 
-def _print_report(reply: dict[str, Any]) -> float:
-    exercise, hidden, tests = reply["exercise"], reply["hidden"], reply["tests"]
-    earned = round(sum(test["score"] for test in tests), 6)
-    available = round(sum(test["max_score"] for test in tests), 6)
-    visibility = "hidden" if hidden else "public"
-    print(f"{exercise}: {_format_points(earned)} of {_format_points(available)} points from the {visibility} checks.")
-    for test in tests:
-        mark = "PASS" if test["status"] == "passed" else "FAIL"
-        print(f"  {mark} {_format_points(test['score'])}/{_format_points(test['max_score'])}  {test['title']}")
-        if test["output"]:
-            print(textwrap.indent(test["output"].rstrip(), "      "))
-    if not hidden and reply["hidden_points"]:
-        print(
-            f"{_format_points(reply['hidden_points'])} more points of {exercise} come from hidden checks, "
-            "which run when your notebook is graded."
-        )
-    for note in reply["notes"]:
-        print(textwrap.indent(note, "  ! ", predicate=lambda line: True))
-    return earned
+def _in_kernel(shell) -> bool:
+    """True in a Jupyter kernel, where rich (HTML) output can be displayed."""
+    return shell is not None and getattr(shell, "kernel", None) is not None
 
 
-def check(exercise: str, hidden: bool = False, model_name: str = DEFAULT_MODEL) -> float:
-    """Grade `exercise` on the cells run so far, print the feedback and return the points.
+def _hint_call(exercise: str, function: Callable[..., Any] | None) -> str:
+    argument = f", {getattr(function, '__name__', exercise)}" if function is not None else ""
+    return f'check("{exercise}"{argument}, hint=True)'
+
+
+def check(
+    exercise: str,
+    function: Callable[..., Any] | None = None,
+    *,
+    hint: bool = False,
+    hidden: bool = False,
+    model_name: str = DEFAULT_MODEL,
+) -> float:
+    """Grade `exercise` with the kit's checks, show the feedback and return the points.
+
+    In IPython (a notebook, nbgrader or the IPython shell) the code graded is
+    every cell run so far. In a plain Python process it is the file that
+    defines `function`, or else the script being run (`__main__.__file__`).
+    The verdicts are those of `lm-grade` (`--public-only` for public checks).
+
+    A pass shows one line. A failure shows one box per failed check: HTML
+    in a notebook (hints behind a "Hint" toggle, and a plain-text copy for
+    other viewers), a text box elsewhere (hints only with `hint=True`).
+    An exercise whose every check fails on `NotImplementedError` is
+    reported as not implemented yet.
 
     Args:
       exercise: the function under test, e.g. "softmax" (as `lm-grade --list-tests` names it).
+      function: the student's function; optional, it names the file to
+        grade outside IPython and the call shown in "run check(...)" lines.
+      hint: show the hints of failed checks.
       hidden: run the exercise's hidden checks instead of its public ones.
       model_name: the model the checks use, as `lm_support.load_model` names it.
 
+    Returns:
+      The points earned, which nbgrader reads as the test cell's partial credit.
+
     Raises:
       GradingServiceError: the grading process failed; the message contains the tail of its log.
+      RuntimeError: outside IPython, no source file to grade was found.
     """
+    if function is not None and not callable(function):
+        raise TypeError(f"check()'s second argument must be your function, got {function!r}")
+    shell = _ipython_shell()
+    if shell is not None and getattr(shell, "history_manager", None) is not None:
+        code = {"cells": _kernel_cells(shell)}
+    else:
+        code = {"path": _source_file(function)}
+
     # A Python warning would go to stderr and cost the whole cell: show it on stdout instead.
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        reply = _request_grading(exercise, hidden, model_name)
+        reply = _request_grading(exercise, hidden, model_name, code)
     for warning in caught:
         print(f"Warning while grading: {warning.category.__name__}: {warning.message}")
-    return _print_report(reply)
+
+    report = check_report.report_from_reply(reply)
+    text = check_report.render_text(report, show_hints=hint, hint_call=_hint_call(exercise, function))
+    if _in_kernel(shell):
+        from IPython.display import display
+
+        html = check_report.render_html(report, show_hints=hint)
+        display({"text/plain": text, "text/html": html}, raw=True)
+    else:
+        print(text)
+    return report.earned
 
 
-def _request_grading(exercise: str, hidden: bool, model_name: str) -> dict[str, Any]:
+class skip_if_not_implemented(contextlib.AbstractContextManager):  # noqa: N801  (used like a function)
+    """Let a demonstration cell end quietly while an exercise is still a stub.
+
+    `with skip_if_not_implemented(): ...` catches `NotImplementedError`
+    only, also when it comes from a function that the block calls
+    indirectly, and prints which function is not implemented yet. Every
+    other exception propagates.
+    """
+
+    def __exit__(self, exc_type, exc_value, traceback) -> bool:
+        if exc_type is None or not issubclass(exc_type, NotImplementedError):
+            return False
+        # The innermost frame is the stub that raised, e.g. `top_k` called by `plot_next_token`.
+        name = "This exercise"
+        while traceback is not None:
+            name = f"{traceback.tb_frame.f_code.co_name}()"
+            traceback = traceback.tb_next
+        print(f"{name} is not implemented yet: write it above and run this cell again.")
+        return True
+
+
+def _request_grading(exercise: str, hidden: bool, model_name: str, code: dict[str, Any]) -> dict[str, Any]:
     global _grading_process
-    cells = _kernel_cells()
     if _grading_process is None:
         print("Starting the grader and loading the model (once per notebook, about a minute)...", flush=True)
         _grading_process = _GradingProcess()
-    request = {"exercise": exercise, "hidden": bool(hidden), "model_name": model_name, "cells": cells}
+    request = {"exercise": exercise, "hidden": bool(hidden), "model_name": model_name, **code}
     try:
         reply = _grading_process.request(request)
     except BaseException:
@@ -198,4 +275,3 @@ def _request_grading(exercise: str, hidden: bool, model_name: str) -> dict[str, 
             f"Grading {exercise} failed: {reply['error']}\nThe grader's log is {_grading_process.log_path}."
         )
     return reply
-

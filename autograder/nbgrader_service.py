@@ -1,8 +1,9 @@
 """The trusted grading process behind the notebook test cells.
 
 `autograder.nbgrader_cells.check` starts this module once per Jupyter
-kernel (`python -m autograder.nbgrader_service`) and sends it one JSON
-request per line on stdin: the code cells the kernel has run so far, an
+kernel or Python process (`python -m autograder.nbgrader_service`) and
+sends it one JSON request per line on stdin: the code cells the kernel has
+run so far (`cells`) or the path of a `.py` or `.ipynb` file (`path`), an
 exercise and whether to run its public or its hidden checks. The service
 grades those cells exactly as `lm-grade` grades a notebook (the same
 `read_submission`, sandboxed child process and pytest suites, with the real
@@ -50,7 +51,7 @@ class GradingService:
         self._workdir = workdir
         self._box = None
         self._student = None
-        self._cells: list[str] | None = None
+        self._loaded: tuple[str, tuple[str, ...]] | None = None  # the sandbox's source and its notes
         self._notes: list[str] = []
         self._hidden_points: dict[str, float] | None = None
 
@@ -71,21 +72,26 @@ class GradingService:
             self._box.close()
             self._box = None
 
-    def _load(self, cells: list[str]) -> None:
-        """Start a sandbox for `cells`, unless it already runs exactly these cells."""
-        if cells == self._cells and self._box is not None:
-            return
+    def _load(self, cells: list[str] | None, path: str | None) -> None:
+        """Start a sandbox for `cells` or the file at `path`, unless it already runs the same code.
+
+        The code compared is what the sandbox would run (the imports,
+        definitions and assignments that `read_submission` keeps), so a new
+        check cell or an edited experiment does not restart the sandbox.
+        """
         import nbformat
 
         from autograder import sandbox
         from autograder.student import StudentCode
         from autograder.submission import read_submission
 
-        self.close()
-        notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in cells])
-        path = self._workdir / "lab3_transformer.ipynb"
-        nbformat.write(notebook, path)
-        submission = read_submission(path)
+        if cells is not None:
+            notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in cells])
+            submission_path = self._workdir / "lab3_transformer.ipynb"
+            nbformat.write(notebook, submission_path)
+        else:
+            submission_path = Path(path)
+        submission = read_submission(submission_path)
         # Unlike `lm-grade`, no note lists the skipped top-level statements: every test cell is one.
         notes = [message[:1].upper() + message[1:] + "." for message in submission.broken_cells]
         source = submission.source
@@ -93,7 +99,11 @@ class GradingService:
             notes.insert(0, f"Your code could not be run: {submission.syntax_error}")
             # As in `grading.grade`: a module that raises the same error, so every check reports it.
             source = f"raise SyntaxError({submission.syntax_error!r})\n"
+        loaded = (source, tuple(notes))
+        if loaded == self._loaded and self._box is not None:
+            return
 
+        self.close()
         box = sandbox.Sandbox(source, sandbox.Limits())
         try:
             box.start()
@@ -102,7 +112,7 @@ class GradingService:
             if not submission.syntax_error:
                 details = f"\n{error.traceback.rstrip()}" if error.traceback.strip() else ""
                 notes.insert(0, f"{error}{details}")
-        self._box, self._student, self._cells, self._notes = box, StudentCode(box), list(cells), notes
+        self._box, self._student, self._loaded, self._notes = box, StudentCode(box), loaded, notes
 
     def grade(self, request: dict[str, Any]) -> dict[str, Any]:
         """Run one exercise's public or hidden checks on the request's cells."""
@@ -111,13 +121,18 @@ class GradingService:
         exercise = request["exercise"]
         hidden = bool(request.get("hidden", False))
         model_name = request.get("model_name", "Gemma-270M")
-        cells = request["cells"]
+        cells = request.get("cells")
+        path = request.get("path")
         if exercise not in SUITE_FILES:
             raise ValueError(f"unknown exercise {exercise!r}; expected one of {', '.join(SUITE_FILES)}")
-        if not isinstance(cells, list) or not all(isinstance(cell, str) for cell in cells):
+        if (cells is None) == (path is None):
+            raise ValueError("a request needs exactly one of 'cells' and 'path'")
+        if cells is not None and (not isinstance(cells, list) or not all(isinstance(cell, str) for cell in cells)):
             raise ValueError("'cells' must be a list of strings")
+        if path is not None and not (isinstance(path, str) and Path(path).is_file()):
+            raise ValueError(f"'path' must name an existing file, got {path!r}")
 
-        self._load(cells)
+        self._load(cells, path)
         selection = ["-k", SUITE_FILES[exercise], "-m", "hidden" if hidden else "not hidden"]
         results = grading.run_suites(self._student, model_name, public_only=False, selection=selection)
         stray = sorted({result.exercise for result in results} - {exercise})

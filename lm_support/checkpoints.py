@@ -229,6 +229,23 @@ def find_checkpoint(spec: CheckpointSpec) -> CheckpointLocation:
     raise FileNotFoundError(_not_found_message(spec))
 
 
+def available_models() -> list[str]:
+    """Return the names of the models that `load_model` finds on this machine.
+
+    The embedded "Gemma-270M" is always there. An official model is listed
+    when `find_checkpoint` finds its checkpoint folder and tokenizer. The
+    files are not opened, so a damaged checkpoint is listed and fails at load.
+    """
+    names = ["Gemma-270M"]
+    for name, spec in OFFICIAL_CHECKPOINTS.items():
+        try:
+            find_checkpoint(spec)
+        except FileNotFoundError:
+            continue
+        names.append(name)
+    return names
+
+
 def _flat_shapes(tree: dict) -> dict[str, tuple[int, ...]]:
     """Map each parameter's path, such as `layer_0/attn/q_einsum/w`, to its shape."""
     leaves, _ = jax.tree_util.tree_flatten_with_path(tree)

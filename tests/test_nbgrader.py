@@ -223,6 +223,10 @@ def test_feedback_shows_kit_messages(course, lm_grade_scores):
     failed = [test for test in lm_grade_scores["carol"]["tests"] if test["score"] < test["max_score"]]
     assert failed
     for test in failed:
-        title = test["name"].split(": ", 1)[1]
+        exercise, title = test["name"].split(": ", 1)
+        if exercise == CAROL_UNDONE:
+            # A stub is reported once for the exercise, not check by check.
+            assert f"{exercise} is not implemented yet (0 of" in text, test["name"]
+            continue
         assert f"FAIL 0/{test['max_score']:g}  {title}" in text, test["name"]
         assert test["output"].splitlines()[0] in text, test["name"]

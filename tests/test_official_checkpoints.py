@@ -119,6 +119,16 @@ def test_missing_checkpoint_lists_every_place(empty_search_roots, no_network):
     assert no_network == []
 
 
+def test_available_models_lists_found_checkpoints(empty_search_roots, no_network):
+    assert checkpoints.available_models() == ["Gemma-270M"]
+    checkpoint = empty_search_roots["checkpoints"] / "gemma3-4b"
+    checkpoint.mkdir(parents=True)
+    assert checkpoints.available_models() == ["Gemma-270M"]  # a folder without a tokenizer is not a model
+    (empty_search_roots["checkpoints"] / "tokenizer.model").write_bytes(b"")
+    assert checkpoints.available_models() == ["Gemma-270M", "Gemma-4B"]
+    assert no_network == []
+
+
 def test_missing_tokenizer_is_named(empty_search_roots, no_network):
     checkpoint = empty_search_roots["checkpoints"] / "gemma3-4b"
     checkpoint.mkdir(parents=True)

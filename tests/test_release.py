@@ -67,9 +67,9 @@ def test_test_cells_carry_exercise_points():
         assert cell.metadata["nbgrader"]["grade"] is True
         assert cell.metadata["nbgrader"]["locked"] is True
         assert float(cell.metadata["nbgrader"]["points"]) == totals[name]
-        assert f'check("{name}")' in cell.source
+        assert f'check("{name}", {name})' in cell.source
         hidden_block = cell.source.split("### BEGIN HIDDEN TESTS", 1)[1].split("### END HIDDEN TESTS", 1)[0]
-        assert f'check("{name}", hidden=True)' in hidden_block
+        assert f'check("{name}", {name}, hidden=True)' in hidden_block
     graded = [cell for cell in cells.values() if cell.metadata["nbgrader"].get("grade")]
     assert sum(float(cell.metadata["nbgrader"]["points"]) for cell in graded) == 100
 
@@ -83,5 +83,5 @@ def test_student_notebook_has_stubs_and_checks():
     cells = _nbgrader_cells(STUDENT_NOTEBOOK_PATH)
     for name in FUNCTIONS:
         assert cells[name].source.rstrip().endswith("raise NotImplementedError()")
-        assert cells[f"test_{name}"].source == f'points = check("{name}")\npoints'
+        assert cells[f"test_{name}"].source == f'points = check("{name}", {name})\npoints'
     assert json.loads(STUDENT_NOTEBOOK_PATH.read_text())["metadata"]["kernelspec"]["name"] == "python3"
