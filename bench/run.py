@@ -183,9 +183,11 @@ def write_batch_folder(folder: Path, count: int) -> list[str]:
     solution = (REPO_ROOT / "solutions" / "lab3_transformer.py").read_text()
     folder.mkdir(parents=True)
     sources = {"reference": solution, "stub": (REPO_ROOT / "exercises" / "lab3_transformer.py").read_text()}
-    for variant in [*catalogue.WRONG, *catalogue.CORRECT]:
-        if len(sources) == count:
-            break
+    variants = [*catalogue.WRONG, *catalogue.CORRECT]
+    wanted = count - len(sources)
+    # Spread the choice over the whole catalogue: every exercise, and correct alternatives.
+    for index in range(wanted):
+        variant = variants[round(index * (len(variants) - 1) / max(1, wanted - 1))]
         sources[variant.name] = catalogue.build_source(solution, variant)
     for number, (name, source) in enumerate(list(sources.items())[:count]):
         (folder / f"{number:02d}_{name}.py").write_text(source)
@@ -285,6 +287,9 @@ def main(argv: list[str] | None = None) -> int:
     rows.append(Row(f"lm-grade batch, {batch_size} submissions, --jobs {THREADS}", batch, kit_rss_bytes=batch_peak))
     shutil.rmtree(scratch, ignore_errors=True)
 
+    # Kept so that a failure while writing the document loses no measurement.
+    with open(log_dir / "rows.json", "w") as saved:
+        json.dump({"rows": [dataclasses.asdict(row) for row in rows], "floor": floor, "checks": checks}, saved)
     after = machine.describe()
     total_minutes = (time.monotonic() - started) / 60
     table = render_table(rows)
