@@ -11,8 +11,8 @@ Prints one JSON object with the median seconds of:
     2 x 4 x 256 multiply-adds per cached token, negligible);
   stream: one reduction over all weight arrays, which reads every weight
     once from memory.
-Each matmul figure is the faster of NumPy (OpenBLAS) and PyTorch (MKL,
-when installed), both on 2 threads. Nothing else (norms, softmax, RoPE,
+Each matmul figure is the fastest of NumPy (OpenBLAS), PyTorch (MKL, when
+installed) and XLA (JAX, the kit's own backend), all on 2 threads. Nothing else (norms, softmax, RoPE,
 activation functions) is timed, so a forward pass on these libraries
 cannot be faster than these figures.
 """
@@ -88,6 +88,40 @@ def forward_matmuls(np, wrap, weights: list[dict], tokens: int) -> None:
     x[-1:] @ weights[-1]["embedding"].T
 
 
+def jax_runner(np, weights: list[dict]):
+    """Return `runner(tokens)`, which returns a function that runs the products once in XLA.
+
+    The products are jitted into one program that returns every result, so
+    that XLA cannot drop any of them as unused.
+    """
+    from lm_support import _quiet  # noqa: F401  (before jax, which reads its log settings once)
+    import jax
+
+    device_weights = jax.device_put(weights)
+
+    @jax.jit
+    def products(layers, x, attended, hidden):
+        outputs = []
+        for layer in layers[:-1]:
+            queries = x @ layer["q"]
+            keys_values = x @ layer["kv"]
+            keys = keys_values[:, :HEAD_DIM]
+            values = keys_values[:, HEAD_DIM:]
+            for head in range(NUM_HEADS):
+                outputs.append((queries[:, head * HEAD_DIM:(head + 1) * HEAD_DIM] @ keys.T) @ values)
+            outputs += [attended @ layer["out"], x @ layer["gating"], hidden @ layer["down"]]
+        outputs.append(x[-1:] @ layers[-1]["embedding"].T)
+        return outputs
+
+    def runner(tokens: int):
+        rng = np.random.default_rng(1)
+        inputs = [jax.device_put(rng.standard_normal((tokens, columns), dtype=np.float32))
+                  for columns in (EMBED_DIM, NUM_HEADS * HEAD_DIM, HIDDEN_DIM)]
+        return lambda: jax.block_until_ready(products(device_weights, *inputs))
+
+    return runner
+
+
 def stream_weights(np, weights: list[dict], pool: ThreadPoolExecutor) -> float:
     """Sum every weight array once, split over the pool's threads (NumPy drops the GIL)."""
     arrays = [array for layer in weights for array in layer.values()]
@@ -116,23 +150,22 @@ def main() -> None:
     import numpy as np  # after pinning, with OPENBLAS_NUM_THREADS set by the parent
 
     weights = make_weights(np)
-    backends = {"numpy": (lambda array: array, weights)}
+    runners = {"numpy": lambda tokens: (lambda: forward_matmuls(np, lambda array: array, weights, tokens))}
     try:
         import torch
     except ImportError:
-        torch = None  # the floor then uses NumPy's BLAS only
+        torch = None  # the floor then leaves PyTorch's BLAS out
     if torch is not None:
         torch.set_num_threads(THREADS)
         # from_numpy shares the memory, so both backends read the same bytes.
         tensors = [{name: torch.from_numpy(array) for name, array in layer.items()} for layer in weights]
-        backends["torch"] = (torch.from_numpy, tensors)
+        runners["torch"] = lambda tokens: (lambda: forward_matmuls(np, torch.from_numpy, tensors, tokens))
+    runners["jax"] = jax_runner(np, weights)
 
     result: dict = {"backends": {}}
-    for name, (wrap, backend_weights) in backends.items():
+    for name, runner in runners.items():
         result["backends"][name] = {
-            f"matmul-{tokens}": _median_seconds(
-                lambda tokens=tokens: forward_matmuls(np, wrap, backend_weights, tokens), args.repeats)
-            for tokens in TOKEN_COUNTS
+            f"matmul-{tokens}": _median_seconds(runner(tokens), args.repeats) for tokens in TOKEN_COUNTS
         }
     # The floor of each figure is the faster backend's time.
     for tokens in TOKEN_COUNTS:

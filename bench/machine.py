@@ -151,7 +151,7 @@ def render_results_section(*, command: str, before: dict, after: dict, table: st
         "shapes (`bench/floor.py`): 18 layers of projections and attention products, and the 640 x 262144 "
         "output projection for the last position. Logits use the 10- and 200-token shapes; generation uses "
         "one decode step of 1 token with a KV cache, so its floor is the best tokens per second the hardware "
-        "allows. Each figure is the faster of two BLAS libraries, both on 2 threads "
+        "allows. Each figure is the fastest of NumPy (OpenBLAS), PyTorch (MKL) and XLA (JAX), all on 2 threads "
         f"({backends}). Reading all {floor['weight_bytes'] / 2**30:.2f} GiB of float32 weights once from "
         f"memory (a reduction over arrays of that size, 2 threads) takes {format_seconds(floor['stream'])}: "
         "no forward pass, and no decode step, can be faster than that.",

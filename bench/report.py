@@ -96,8 +96,10 @@ def replace_results(document: str, results: str) -> str:
     only `results`.
     """
     match = re.search(rf"^{re.escape(ISOLATION_HEADING)}\b", document, flags=re.MULTILINE)
-    kept = document[match.start():] if match else ""
-    return results.rstrip("\n") + "\n\n" + kept if kept else results
+    isolation_section = document[match.start():] if match else ""
+    if not isolation_section:
+        return results
+    return results.rstrip("\n") + "\n\n" + isolation_section
 
 
 def write_document(path: Path, results: str) -> None:

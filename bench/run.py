@@ -3,10 +3,10 @@
     .venv/bin/python -m bench --repeats 5
 
 Needs the optional `bench` dependencies (`pip install -e .[bench]`). Every
-measured item runs in fresh processes (see `bench/child.py`) pinned to 2
-CPUs with 2 compute threads; kit and transformers runs alternate so that
-machine noise hits both alike. Each in-process figure is the median of
-`--repeats` timed runs after one warm-up run.
+measured item runs in fresh processes (see `bench/child.py`), pinned to 2
+CPUs with 2 compute threads. Kit and transformers runs alternate, so that
+machine noise hits both alike. Each figure is the median of `--repeats`
+timed runs after one warm-up run.
 """
 
 from __future__ import annotations
@@ -184,10 +184,10 @@ def write_batch_folder(folder: Path, count: int) -> list[str]:
     folder.mkdir(parents=True)
     sources = {"reference": solution, "stub": (REPO_ROOT / "exercises" / "lab3_transformer.py").read_text()}
     variants = [*catalogue.WRONG, *catalogue.CORRECT]
-    wanted = count - len(sources)
+    variant_count = count - len(sources)
     # Spread the choice over the whole catalogue: every exercise, and correct alternatives.
-    for index in range(wanted):
-        variant = variants[round(index * (len(variants) - 1) / max(1, wanted - 1))]
+    for index in range(variant_count):
+        variant = variants[round(index * (len(variants) - 1) / max(1, variant_count - 1))]
         sources[variant.name] = catalogue.build_source(solution, variant)
     for number, (name, source) in enumerate(list(sources.items())[:count]):
         (folder / f"{number:02d}_{name}.py").write_text(source)
@@ -287,11 +287,13 @@ def main(argv: list[str] | None = None) -> int:
     rows.append(Row(f"lm-grade batch, {batch_size} submissions, --jobs {THREADS}", batch, kit_rss_bytes=batch_peak))
     shutil.rmtree(scratch, ignore_errors=True)
 
-    # Kept so that a failure while writing the document loses no measurement.
-    with open(log_dir / "rows.json", "w") as saved:
-        json.dump({"rows": [dataclasses.asdict(row) for row in rows], "floor": floor, "checks": checks}, saved)
     after = machine.describe()
     total_minutes = (time.monotonic() - started) / 60
+    # Kept so that a failure while writing the document loses no measurement.
+    with open(log_dir / "results.json", "w") as saved:
+        json.dump({"rows": [dataclasses.asdict(row) for row in rows], "floor": floor, "checks": checks,
+                   "before": before, "after": after, "command": command, "batch_names": names,
+                   "total_minutes": total_minutes}, saved)
     table = render_table(rows)
     print(table)
     results = machine.render_results_section(
