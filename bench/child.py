@@ -3,10 +3,10 @@
     python -m bench.child {kit,peer} ITEM [--work-dir DIR]
 
 ITEM is one of:
-  logits-10, logits-200, generate-30, generate-100: load the model, print
-    `ready`, then run one timed measurement for each `run` line read from
-    stdin and print its result as one JSON line; stop at `quit`. A `warm`
-    line runs a generation item's shorter warm-up instead.
+  logits-10, logits-200, generate-30, generate-100: load the model and
+    print `ready`. Then, for each `run` line read from stdin, run one timed
+    measurement and print its result as one JSON line, until `quit`. A
+    `warm` line runs a generation item's shorter warm-up instead.
   cold: load the model and tokenizer, compute the logits after the lab
     prompt, print `first-logits` and exit. The parent times the whole process.
   prepare (peer only): write the peer's cached float32 checkpoint.
@@ -93,7 +93,7 @@ class KitSide:
     def warm_generation(self, max_new_tokens: int) -> None:
         """Compute logits at the lengths that generation passes where a padded length may start.
 
-        A full generation as warm-up costs minutes at 100 tokens; these few
+        A full generation as warm-up costs minutes at 100 tokens. These few
         calls compile the same programs when input lengths are padded to
         powers of two, as `lm_support.model` does.
         """

@@ -1,8 +1,8 @@
 """Child processes with peak resident memory (RSS) of their whole process tree.
 
-Peak RSS is sampled: a thread sums the RSS of the child and all of its
+Peak RSS is sampled. A thread sums the RSS of the child and all of its
 descendants every `POLL_SECONDS` and keeps the maximum, so the figure is
-the peak of the tree's concurrent memory, and a spike shorter than the
+the peak of the tree's concurrent memory. A spike shorter than the
 polling interval can be missed.
 """
 
