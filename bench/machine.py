@@ -7,7 +7,7 @@ import platform
 from datetime import datetime, timezone
 from importlib import metadata
 
-from bench.report import format_seconds
+from bench.report import Row, format_seconds
 
 PACKAGES = ("jax", "jaxlib", "gemma", "numpy", "torch", "transformers", "accelerate", "gguf")
 
@@ -85,10 +85,31 @@ def render_agreement(checks: dict, expected_greedy_start: str) -> list[str]:
     return lines
 
 
-def render_results_section(*, command: str, before: dict, after: dict, table: str, floor: dict, checks: dict,
-                           batch_repeats: int, batch_names: list[str], total_minutes: float,
+def render_targets(rows: list[Row]) -> list[str]:
+    """Return Markdown lines that check the run against the kit's speed and memory targets."""
+    lines = []
+    for row in rows:
+        if row.ratio is not None and not row.label.startswith("cold start"):
+            verdict = "met" if row.ratio <= 1.0 else "NOT met"
+            lines.append(f"- {row.label}: kit / transformers {row.ratio:.2f}, target at most 1.0 "
+                         f"(aim 0.5): {verdict}")
+    for row in rows:
+        if row.label.startswith("lm-grade of the reference"):
+            seconds = row.kit_median
+            lines.append(f"- one grading of the reference solution with warm caches: {seconds:.1f} s, target "
+                         f"under 20 s: {'met' if seconds < 20 else 'NOT met'}")
+            if row.kit_rss_bytes is not None:
+                gigabytes = row.kit_rss_bytes / 1e9
+                lines.append(f"- peak memory of that grading, sandbox child included: {gigabytes:.2f} GB, "
+                             f"target under 3 GB: {'met' if gigabytes < 3 else 'NOT met'}")
+    return lines
+
+
+def render_results_section(*, command: str, before: dict, after: dict, table: str, rows: list[Row], floor: dict,
+                           checks: dict, batch_names: list[str], total_minutes: float,
                            expected_greedy_start: str) -> str:
     """Return the Markdown results section of docs/benchmarks.md."""
+    batch_repeats = next(len(row.kit_seconds) for row in rows if row.label.startswith("lm-grade batch"))
     versions = ", ".join(f"{name} {version}" for name, version in before["versions"].items())
     backends = "; ".join(
         f"{name}: " + ", ".join(f"{key} {format_seconds(value)}" for key, value in times.items())
@@ -111,6 +132,10 @@ def render_results_section(*, command: str, before: dict, after: dict, table: st
         f"{_load(before['load'])}, after {_load(after['load'])}; the whole run took {total_minutes:.0f} min.",
         "",
         table.rstrip("\n"),
+        "",
+        "Targets:",
+        "",
+        *render_targets(rows),
         "",
         "How to read it:",
         "",
@@ -135,8 +160,8 @@ def render_results_section(*, command: str, before: dict, after: dict, table: st
         "the kit gets empty `LM_SUPPORT_CACHE` and `JAX_COMPILATION_CACHE_DIR` folders, so it assembles the "
         "GGUF from its PyPI chunks and converts it; transformers loads and dequantizes the GGUF file, which is "
         "already assembled.",
-        f"- The batch grades {len(batch_names)} submissions built from `tests/catalogue.py`: "
-        f"{', '.join(batch_names)}.",
+        f"- The batch grades {len(batch_names)} submissions: the reference solution, the student stub and "
+        f"variants from `tests/catalogue.py` ({', '.join(batch_names[2:])}).",
         "- Threads: each measured process is pinned to 2 CPUs (`sched_setaffinity`, which XLA reads to size "
         "its CPU thread pool; on a 2-core machine this changes nothing) with `OMP_NUM_THREADS`, "
         "`MKL_NUM_THREADS` and `OPENBLAS_NUM_THREADS` set to 2, and transformers calls "

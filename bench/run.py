@@ -216,6 +216,20 @@ def _per_token(runs: list[dict]) -> list[float]:
     return [run["seconds"] / run["tokens"] for run in runs]
 
 
+def write_results(output: Path, saved: dict) -> None:
+    """Print the table and rewrite `output` from one run's saved results."""
+    rows = [Row(**row) for row in saved["rows"]]
+    table = render_table(rows)
+    print(table)
+    results = machine.render_results_section(
+        command=saved["command"], before=saved["before"], after=saved["after"], table=table, rows=rows,
+        floor=saved["floor"], checks=saved["checks"], batch_names=saved["batch_names"],
+        total_minutes=saved["total_minutes"], expected_greedy_start=EXPECTED_GREEDY_START,
+    )
+    write_document(output, results)
+    logger.info("Wrote %s (the run took %.0f min)", output, saved["total_minutes"])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per figure after one warm-up (default: 5)")
@@ -228,6 +242,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="smoke run: 1 repeat, a batch of 3 submissions, generation of 30 tokens only")
     parser.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR,
                         help="folder for the GGUF file and the transformers checkpoint (default: %(default)s)")
+    parser.add_argument("--from-results", type=Path, default=None,
+                        help="measure nothing: rewrite the document from the results.json of an earlier run "
+                             "(its path is logged at the start of each run)")
     parser.add_argument("--output", type=Path, default=REPO_ROOT / "docs" / "benchmarks.md",
                         help="Markdown file to rewrite (default: docs/benchmarks.md)")
     args = parser.parse_args(argv)
@@ -237,6 +254,10 @@ def main(argv: list[str] | None = None) -> int:
     batch_size = 3 if args.quick else BATCH_SIZE
     generation_items = ["generate-30"] if args.quick else ["generate-30", "generate-100"]
     command = " ".join([".venv/bin/python -m bench", *map(shlex.quote, argv if argv is not None else sys.argv[1:])])
+
+    if args.from_results is not None:
+        write_results(args.output, json.loads(args.from_results.read_text()))
+        return 0
 
     started = time.monotonic()
     before = machine.describe()
@@ -289,18 +310,10 @@ def main(argv: list[str] | None = None) -> int:
 
     after = machine.describe()
     total_minutes = (time.monotonic() - started) / 60
+    saved = {"rows": [dataclasses.asdict(row) for row in rows], "floor": floor, "checks": checks,
+             "before": before, "after": after, "command": command, "batch_names": names,
+             "total_minutes": total_minutes}
     # Kept so that a failure while writing the document loses no measurement.
-    with open(log_dir / "results.json", "w") as saved:
-        json.dump({"rows": [dataclasses.asdict(row) for row in rows], "floor": floor, "checks": checks,
-                   "before": before, "after": after, "command": command, "batch_names": names,
-                   "total_minutes": total_minutes}, saved)
-    table = render_table(rows)
-    print(table)
-    results = machine.render_results_section(
-        command=command, before=before, after=after, table=table, floor=floor, checks=checks,
-        batch_repeats=len(batch), batch_names=names, total_minutes=total_minutes,
-        expected_greedy_start=EXPECTED_GREEDY_START,
-    )
-    write_document(args.output, results)
-    logger.info("Wrote %s (%.0f min)", args.output, total_minutes)
+    (log_dir / "results.json").write_text(json.dumps(saved))
+    write_results(args.output, saved)
     return 0

@@ -65,3 +65,52 @@ def test_rewrite_keeps_isolation_section(tmp_path):
 
 def test_rewrite_of_document_without_isolation():
     assert replace_results("# Old\n\nnumbers\n", "# New\n") == "# New\n"
+
+
+def _saved_run() -> dict:
+    import dataclasses
+
+    from bench import machine
+
+    rows = [
+        Row("next-token logits, 10-token lab prompt", [0.7, 0.6, 0.8], [1.1, 1.2, 1.0], floor_seconds=0.09),
+        Row("greedy generation, 30 new tokens", [0.8, 0.9, 0.7], [0.5, 0.4, 0.6], floor_seconds=0.03, rate=True),
+        Row("lm-grade of the reference solution (warm caches)", [15.0, 16.0, 14.0], kit_rss_bytes=2 * 2**30),
+        Row("lm-grade batch, 3 submissions, --jobs 2", [90.0], kit_rss_bytes=5 * 2**30),
+    ]
+    text = " water. She saw a man in a white shirt and a blue hat."
+    return {
+        "rows": [dataclasses.asdict(row) for row in rows],
+        "floor": {"backends": {"numpy": {"matmul-10": 0.2}}, "matmul-10": 0.09, "stream": 0.03,
+                  "weight_bytes": 2**30},
+        "checks": {"top_kit": [[9259, 0.2038], [496, 0.1631]], "top_peer": [[9259, 0.2039], [496, 0.1630]],
+                   "generate-30_kit": text, "generate-30_peer": text + " Other", "generate-30_tokens": [30, 30]},
+        "before": machine.describe(),
+        "after": machine.describe(),
+        "command": ".venv/bin/python -m bench --quick",
+        "batch_names": ["reference", "stub", "softmax_no_max_shift"],
+        "total_minutes": 3.0,
+    }
+
+
+def test_document_from_saved_results(tmp_path):
+    import json
+
+    from bench.run import main
+
+    saved = tmp_path / "results.json"
+    saved.write_text(json.dumps(_saved_run()))
+    document = tmp_path / "benchmarks.md"
+    document.write_text("# Benchmarks\n\n" + ISOLATION_HEADING + "\n\nkept\n")
+
+    assert main(["--from-results", str(saved), "--output", str(document)]) == 0
+
+    text = document.read_text()
+    assert ".venv/bin/python -m bench --quick" in text
+    assert "| next-token logits, 10-token lab prompt | 3 | 700 ms | 1.1 s | 0.64 |" in text
+    assert "kit / transformers 0.64, target at most 1.0 (aim 0.5): met" in text
+    assert "greedy generation, 30 new tokens: kit / transformers 1.60, target at most 1.0 (aim 0.5): NOT met" in text
+    assert "15.0 s, target under 20 s: met" in text
+    assert "same token ids in the same order: yes" in text
+    assert "DIFFERENT" in text  # the two greedy texts differ
+    assert text.endswith(ISOLATION_HEADING + "\n\nkept\n")
