@@ -71,7 +71,8 @@ def render_agreement(checks: dict, expected_greedy_start: str) -> list[str]:
         "Greedy text after the lab prompt:",
         "",
     ]
-    for key in sorted(key for key in checks if key.endswith("_kit") and key.startswith("generate-")):
+    generation_keys = [key for key in checks if key.endswith("_kit") and key.startswith("generate-")]
+    for key in sorted(generation_keys, key=lambda key: int(key.removeprefix("generate-").removesuffix("_kit"))):
         item = key.removesuffix("_kit")
         kit_text, peer_text = checks[key], checks[f"{item}_peer"]
         kit_tokens, peer_tokens = checks[f"{item}_tokens"]
@@ -100,8 +101,9 @@ def render_targets(rows: list[Row]) -> list[str]:
                          f"under 20 s: {'met' if seconds < 20 else 'NOT met'}")
             if row.kit_rss_bytes is not None:
                 gigabytes = row.kit_rss_bytes / 1e9
-                lines.append(f"- peak memory of that grading, sandbox child included: {gigabytes:.2f} GB, "
-                             f"target under 3 GB: {'met' if gigabytes < 3 else 'NOT met'}")
+                lines.append(f"- peak memory of that grading, sandbox child included: {gigabytes:.2f} GB "
+                             f"({row.kit_rss_bytes / 2**30:.2f} GiB), target under 3 GB: "
+                             f"{'met' if gigabytes < 3 else 'NOT met'}")
     return lines
 
 
@@ -141,11 +143,12 @@ def render_results_section(*, command: str, before: dict, after: dict, table: st
         "",
         "- Each figure is the median of the timed runs (column runs) after one warm-up run. The generation "
         "warm-up computes the kit's logits only at the lengths where a padded input length starts (it compiles "
-        "the same programs as a full generation, in seconds instead of minutes), and transformers' generates 5 "
+        "the same programs as a full generation, in seconds instead of minutes), and transformers' warm-up generates 5 "
         "tokens. Cold starts with nothing cached have no warm-up run. The batch "
         f"{'figure is the median of ' + str(batch_repeats) + ' runs' if batch_repeats > 1 else 'ran once'}, "
-        "after the single gradings warmed the caches. Generation is shown in tokens per second and its ratios "
-        "are of the time per token.",
+        "after the single gradings warmed the caches. An item with fewer runs than the others got them from "
+        "`--long-repeats` or `--batch-repeats`, which keep a run on a shared 2-core machine near 40 minutes. "
+        "Generation is shown in tokens per second and its ratios are of the time per token.",
         "- kit / transformers below 1.0 means the kit is faster. kit / floor is how many times the floor the "
         "kit takes.",
         "- Inputs: the lab prompt \"Jide was thirsty so she went looking for\" (10 token ids with BOS); the "
@@ -178,8 +181,9 @@ def render_results_section(*, command: str, before: dict, after: dict, table: st
         "one decode step of 1 token with a KV cache, so its floor is the best tokens per second the hardware "
         "allows. Each figure is the fastest of NumPy (OpenBLAS), PyTorch (MKL) and XLA (JAX), all on 2 threads "
         f"({backends}). Reading all {floor['weight_bytes'] / 2**30:.2f} GiB of float32 weights once from "
-        f"memory (a reduction over arrays of that size, 2 threads) takes {format_seconds(floor['stream'])}: "
-        "no forward pass, and no decode step, can be faster than that.",
+        f"memory (a reduction over arrays of that size, 2 threads) took {format_seconds(floor['stream'])}. "
+        "Every forward pass reads all the weights once, so on an idle machine none can be faster than that. "
+        "The floor figures are medians on the same machine in the same run, so they carry its noise too.",
         "",
         "### Agreement",
         "",

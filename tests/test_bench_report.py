@@ -111,6 +111,7 @@ def test_document_from_saved_results(tmp_path):
     assert "kit / transformers 0.64, target at most 1.0 (aim 0.5): met" in text
     assert "greedy generation, 30 new tokens: kit / transformers 1.60, target at most 1.0 (aim 0.5): NOT met" in text
     assert "15.0 s, target under 20 s: met" in text
+    assert "2.15 GB (2.00 GiB), target under 3 GB: met" in text
     assert "same token ids in the same order: yes" in text
     assert "DIFFERENT" in text  # the two greedy texts differ
     assert text.endswith(ISOLATION_HEADING + "\n\nkept\n")
