@@ -91,20 +91,12 @@ class KitSide:
         return self.model.next_token_logits(self.tokenizer.encode(LAB_PROMPT, add_bos=True))
 
     def warm_generation(self, max_new_tokens: int) -> None:
-        """Compute logits at the lengths that generation passes where a padded length may start.
+        """Run the timed generation once, which compiles every program it uses.
 
-        A full generation as warm-up costs minutes at 100 tokens. These few
-        calls compile the same programs when input lengths are padded to
-        powers of two, as `lm_support.model` does.
+        With the KV cache a generation of 100 tokens takes seconds, and only
+        a real generation passes the same prefill and decoding-step shapes.
         """
-        last = len(LAB_PROMPT_IDS) + max_new_tokens - 1
-        lengths = {len(LAB_PROMPT_IDS), last}
-        power = 16
-        while power < last:
-            lengths |= {power, power + 1}
-            power *= 2
-        for length in sorted(lengths):
-            self.model.next_token_logits([LAB_PROMPT_IDS[0], *[LAB_PROMPT_IDS[1]] * (length - 1)])
+        self._solution.generate(self.model, LAB_PROMPT, max_new_tokens=max_new_tokens, do_sample=False)
 
 
 def _load_solution():

@@ -141,10 +141,9 @@ def render_results_section(*, command: str, before: dict, after: dict, table: st
         "",
         "How to read it:",
         "",
-        "- Each figure is the median of the timed runs (column runs) after one warm-up run. The generation "
-        "warm-up computes the kit's logits only at the lengths where a padded input length starts (it compiles "
-        "the same programs as a full generation, in seconds instead of minutes), and transformers' warm-up generates 5 "
-        "tokens. Cold starts with nothing cached have no warm-up run. The batch "
+        "- Each figure is the median of the timed runs (column runs) after one warm-up run. The kit's generation "
+        "warm-up is one generation of the timed length, which compiles the programs it uses (transformers "
+        "compiles nothing, and its warm-up generates 5 tokens). Cold starts with nothing cached have no warm-up run. The batch "
         f"{'figure is the median of ' + str(batch_repeats) + ' runs' if batch_repeats > 1 else 'ran once'}, "
         "after the single gradings warmed the caches. An item with fewer runs than the others got them from "
         "`--long-repeats` or `--batch-repeats`, which keep a run on a shared 2-core machine near 40 minutes. "
