@@ -111,9 +111,19 @@ class _GradingProcess:
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait()
+        # A clean exit leaves nothing to investigate; any other keeps the log
+        # that the error message points to.
+        if self._process.returncode == 0:
+            with contextlib.suppress(OSError):
+                os.unlink(self.log_path)
 
 
 _grading_process: _GradingProcess | None = None
+
+# The seven functions of the lab, as `lm-grade --list-tests` names them.
+EXERCISES = (
+    "softmax", "top_k", "greedy_next_token", "sample_next_token", "top_p_filter", "generate", "plot_next_token",
+)
 
 
 def _stop_grading_process(wait_seconds: float = 0.0) -> None:
@@ -207,9 +217,12 @@ def check(
       The points earned, which nbgrader reads as the test cell's partial credit.
 
     Raises:
+      ValueError: `exercise` is not one of `EXERCISES`.
       GradingServiceError: the grading process failed; the message contains the tail of its log.
       RuntimeError: outside IPython, no source file to grade was found.
     """
+    if exercise not in EXERCISES:
+        raise ValueError(f"Unknown exercise {exercise!r}: check() takes one of {', '.join(EXERCISES)}.")
     if function is not None and not callable(function):
         raise TypeError(f"check()'s second argument must be your function, got {function!r}")
     shell = _ipython_shell()
@@ -261,7 +274,7 @@ class skip_if_not_implemented(contextlib.AbstractContextManager):  # noqa: N801 
 def _request_grading(exercise: str, hidden: bool, model_name: str, code: dict[str, Any]) -> dict[str, Any]:
     global _grading_process
     if _grading_process is None:
-        print("Starting the grader and loading the model (once per notebook, about a minute)...", flush=True)
+        print("Starting the grader and loading the model (once per kernel or script, about a minute)...", flush=True)
         _grading_process = _GradingProcess()
     request = {"exercise": exercise, "hidden": bool(hidden), "model_name": model_name, **code}
     try:

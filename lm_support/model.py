@@ -179,6 +179,11 @@ class LanguageModel:
         # np.array copies: the caller gets a writable array of its own.
         return np.array(logits, dtype=np.float32)
 
+    def clear_cache(self) -> None:
+        """Forget the KV cache, so that the next call runs a forward pass over its whole context."""
+        with self._lock:
+            self._state = None
+
     def next_token_probabilities(self, token_ids: Sequence[int]) -> np.ndarray:
         """Return the softmax of `next_token_logits`, computed in float64."""
         logits = self.next_token_logits(token_ids).astype(np.float64)

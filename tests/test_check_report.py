@@ -143,3 +143,17 @@ def test_check_without_source_file_raises():
 def test_check_rejects_non_function():
     with pytest.raises(TypeError, match="must be your function"):
         check("softmax", "softmax")
+
+
+def test_check_rejects_unknown_exercise():
+    from autograder import nbgrader_cells
+
+    with pytest.raises(ValueError, match="Unknown exercise 'softmaxx'.*top_p_filter"):
+        nbgrader_cells.check("softmaxx")
+    assert nbgrader_cells._grading_process is None
+
+
+def test_exercises_match_grading_suites():
+    from autograder import nbgrader_cells, nbgrader_service
+
+    assert set(nbgrader_cells.EXERCISES) == set(nbgrader_service.SUITE_FILES)

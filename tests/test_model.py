@@ -96,6 +96,15 @@ def test_kv_cache_other_contexts(model):
         np.testing.assert_allclose(model.next_token_logits(context), _uncached(model, context), atol=2e-4)
 
 
+def test_clear_cache_runs_forward_again(model):
+    ids = model.tokenizer.encode(THIRSTY, add_bos=True)
+    cached = model.next_token_logits(ids)
+    model.clear_cache()
+    assert model._state is None
+    np.testing.assert_array_equal(model.next_token_logits(ids), cached)
+    assert model._state is not None
+
+
 def test_kv_cache_result_owned_by_caller(model):
     ids = model.tokenizer.encode(HUNGRY, add_bos=True)
     first = model.next_token_logits(ids)
