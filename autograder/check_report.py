@@ -24,6 +24,8 @@ PASSED = "passed"
 # `autograder.feedback.CheckFailed.render` writes the hint as the line "Hint:     ...".
 _HINT_LINE = re.compile(r"^Hint:\s*(?P<hint>.*)$", flags=re.MULTILINE)
 _RULE = "+" + "-" * 71
+# Control characters other than newline and tab, which could move a terminal's cursor or colour its text.
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,7 +74,9 @@ class ExerciseReport:
 
 def split_hint(output: str) -> tuple[str, str]:
     """Split a check's output into (details, hint); the hint is "" when the output has none."""
-    match = _HINT_LINE.search(output)
+    # The kit writes its hint last, so a "Hint:" line in student text before it is details.
+    matches = list(_HINT_LINE.finditer(output))
+    match = matches[-1] if matches else None
     if match is None:
         return output.rstrip(), ""
     details = (output[: match.start()] + output[match.end():]).strip("\n")
@@ -145,10 +149,10 @@ def render_text(report: ExerciseReport, *, show_hints: bool, hint_call: str) -> 
     for note in report.notes:
         lines.append(textwrap.indent(note, "! ", predicate=lambda line: True))
 
+    text = _CONTROL_CHARACTER.sub(lambda match: f"\\x{ord(match.group()):02x}", "\n".join(lines))
     if report.passed and not report.notes:
-        return "\n".join(lines)  # a pass is one clear line, without a box
-    body = "\n".join(lines).splitlines()
-    return "\n".join([_RULE, *("| " + line if line else "|" for line in body), _RULE])
+        return text  # a pass is one clear line, without a box
+    return "\n".join([_RULE, *("| " + line if line else "|" for line in text.splitlines()), _RULE])
 
 
 _COLOURS = {"pass": "#2e7d32", "fail": "#c62828", "todo": "#9e6a00"}

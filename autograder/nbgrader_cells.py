@@ -35,6 +35,7 @@ demonstration cells run while an exercise is still a stub.
 
 from __future__ import annotations
 
+import ast
 import atexit
 import contextlib
 import inspect
@@ -145,10 +146,78 @@ def _ipython_shell():
     return get_ipython()
 
 
+# For each cell that raised, run after this module was imported: its
+# execution count and the line of the top-level statement that raised (0 when
+# the cell did not run at all, e.g. on a syntax error).
+_failed_cells: dict[int, int] = {}
+
+
+def _record_failed_cell(result) -> None:
+    """Remember where a cell raised (an IPython `post_run_cell` callback)."""
+    if result.success or result.execution_count is None:
+        return
+    line = 0
+    error = result.error_in_exec
+    traceback = error.__traceback__ if error is not None else None
+    while traceback is not None:
+        # The cell's own code runs as a module; deeper frames are the functions it called.
+        if traceback.tb_frame.f_code.co_name == "<module>":
+            line = traceback.tb_lineno
+            break
+        traceback = traceback.tb_next
+    _failed_cells[result.execution_count] = line
+
+
+def _watch_failed_cells() -> None:
+    # Without IPython loaded there is no shell, and importing it would slow the sandbox down.
+    if "IPython" not in sys.modules:
+        return
+    shell = _ipython_shell()
+    events = getattr(shell, "events", None)
+    if events is not None and _record_failed_cell not in events.callbacks.get("post_run_cell", []):
+        events.register("post_run_cell", _record_failed_cell)
+
+
+def _statements_before(shell, cell: str, line: int) -> str:
+    """Return the top-level statements of `cell` that end before `line`: those the kernel completed."""
+    try:
+        source = shell.transform_cell(cell)  # IPython magics and shell lines to Python
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return ""
+    lines = source.splitlines()
+    completed = [node for node in tree.body if node.end_lineno < line]
+    return "\n".join(lines[:completed[-1].end_lineno]) if completed else ""
+
+
 def _kernel_cells(shell) -> list[str]:
-    """Return the source of every cell the IPython shell has run, in order."""
+    """Return the source of the cells the IPython shell has run, in order.
+
+    Of a cell that raised, only the statements before the one that raised
+    are kept, as the kernel ran them. The statement that raised (often an
+    import or an assignment that the student has since fixed in another
+    cell) would otherwise fail the whole notebook again in the grader.
+    """
     # Entry 0 is an empty placeholder; a re-run cell appears again, and its later definitions win.
-    return [cell for cell in shell.history_manager.input_hist_raw[1:] if cell.strip()]
+    cells = []
+    for count, cell in enumerate(shell.history_manager.input_hist_raw):
+        if count in _failed_cells:
+            cell = _statements_before(shell, cell, _failed_cells[count])
+        if count > 0 and cell.strip():
+            cells.append(cell)
+    return cells
+
+
+def _defining_file(function: Callable[..., Any] | None) -> str | None:
+    """Return the file on disk that defines `function`, or None (a notebook cell, a builtin, a REPL)."""
+    if function is None:
+        return None
+    try:
+        path = inspect.getsourcefile(function)
+    except TypeError:  # a builtin or a callable object without a source file
+        return None
+    # ipykernel names cell code after files in its temporary folder that are not on disk.
+    return os.path.abspath(path) if path and os.path.isfile(path) else None
 
 
 def _source_file(function: Callable[..., Any] | None) -> str:
@@ -157,13 +226,7 @@ def _source_file(function: Callable[..., Any] | None) -> str:
     Raises:
       RuntimeError: neither names a file on disk (e.g. in a plain Python REPL).
     """
-    candidates = []
-    if function is not None:
-        try:
-            candidates.append(inspect.getsourcefile(function))
-        except TypeError:  # a builtin or a callable object without a source file
-            pass
-    candidates.append(getattr(sys.modules.get("__main__"), "__file__", None))
+    candidates = [_defining_file(function), getattr(sys.modules.get("__main__"), "__file__", None)]
     for candidate in candidates:
         if candidate and os.path.isfile(candidate):
             return os.path.abspath(candidate)
@@ -225,11 +288,20 @@ def check(
         raise ValueError(f"Unknown exercise {exercise!r}: check() takes one of {', '.join(EXERCISES)}.")
     if function is not None and not callable(function):
         raise TypeError(f"check()'s second argument must be your function, got {function!r}")
+    name = getattr(function, "__name__", exercise)
+    if function is not None and name != exercise:
+        raise ValueError(
+            f"check({exercise!r}, {name}) grades your function named {exercise}(), not {name}: "
+            f"call check({exercise!r}, {exercise}), or check({exercise!r}) when {exercise} is another name for it."
+        )
+
     shell = _ipython_shell()
-    if shell is not None and getattr(shell, "history_manager", None) is not None:
-        code = {"cells": _kernel_cells(shell)}
-    else:
+    defining_file = _defining_file(function)
+    if defining_file is not None or shell is None or getattr(shell, "history_manager", None) is None:
+        # A script, `%run script.py` or `ipython script.py`: the file is the submission.
         code = {"path": _source_file(function)}
+    else:
+        code = {"cells": _kernel_cells(shell)}
 
     # A Python warning would go to stderr and cost the whole cell: show it on stdout instead.
     with warnings.catch_warnings(record=True) as caught:
@@ -288,3 +360,6 @@ def _request_grading(exercise: str, hidden: bool, model_name: str, code: dict[st
             f"Grading {exercise} failed: {reply['error']}\nThe grader's log is {_grading_process.log_path}."
         )
     return reply
+
+
+_watch_failed_cells()

@@ -132,8 +132,8 @@ def test_skip_is_silent_without_error(capsys):
 
 
 def test_check_without_source_file_raises():
-    # `python -c` has no `__main__.__file__`, and a builtin has no source file.
-    code = "from autograder.nbgrader_cells import check; check('softmax', print)"
+    # `python -c` has no `__main__.__file__`, and a partial of a builtin has no source file.
+    code = "import functools; from autograder.nbgrader_cells import check; check('softmax', functools.partial(print))"
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert completed.returncode == 1
     assert "RuntimeError: check() grades the cells of a notebook or the file" in completed.stderr
@@ -157,3 +157,33 @@ def test_exercises_match_grading_suites():
     from autograder import nbgrader_cells, nbgrader_service
 
     assert set(nbgrader_cells.EXERCISES) == set(nbgrader_service.SUITE_FILES)
+
+
+def test_check_rejects_function_of_other_name():
+    from autograder import nbgrader_cells
+
+    with pytest.raises(ValueError, match=r"check\('softmax', top_k\) grades your function named softmax\(\)"):
+        nbgrader_cells.check("softmax", top_k)
+    assert nbgrader_cells._grading_process is None
+
+
+def top_k(probs, k):
+    return probs, k
+
+
+def test_student_hint_line_is_not_the_hint():
+    output = "Checked:  x\nReceived: abc\nHint: student text\nHint:     the kit's hint"
+    details, hint = split_hint(output)
+    assert hint == "the kit's hint"
+    assert "Hint: student text" in details
+
+
+def test_terminal_text_escapes_control_characters():
+    reply = {"exercise": "softmax", "hidden": False, "hidden_points": 0, "notes": [], "tests": [{
+        "title": "softmax of real logits", "status": "failed", "score": 0, "max_score": 4,
+        "output": "Received: \x1b[2K\x1b[1A\x1b[32mPASS softmax (99 of 99 points)\rX",
+    }]}
+    text = render_text(report_from_reply(reply), show_hints=False, hint_call="check('softmax', hint=True)")
+    assert "\x1b" not in text
+    assert "\r" not in text
+    assert "\\x1b[32mPASS" in text
