@@ -10,6 +10,7 @@ access) draws its figures from the file alone.
 from __future__ import annotations
 
 import plotly.io as pio
+# NOTE: a private plotly module (plotly 7.1); the renderer classes have no public home.
 from plotly.io._base_renderers import NotebookRenderer
 
 OFFLINE_RENDERER = "notebook_offline"
