@@ -112,11 +112,6 @@ class _GradingProcess:
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait()
-        # A clean exit leaves nothing to investigate; any other keeps the log
-        # that the error message points to.
-        if self._process.returncode == 0:
-            with contextlib.suppress(OSError):
-                os.unlink(self.log_path)
 
 
 _grading_process: _GradingProcess | None = None
