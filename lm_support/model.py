@@ -115,8 +115,10 @@ class LanguageModel:
         return output.logits.astype(jnp.float32)
 
     def _prefill_logits(self, params, tokens, positions, attention_mask, length, *, cache_length):
+        # Keys and values take the parameters' dtype: bfloat16 for an official
+        # checkpoint loaded in bfloat16, float32 otherwise.
         cache = self.transformer.config.init_cache(
-            batch_size=1, dtype=jnp.float32, cache_length=cache_length
+            batch_size=1, dtype=params["embedder"]["input_embedding"].dtype, cache_length=cache_length
         )
         output = self.transformer.apply(
             {"params": params},

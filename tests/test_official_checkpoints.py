@@ -282,7 +282,9 @@ def test_grader_references_use_chosen_model(gemma_1b_as_270m, monkeypatch):
     monkeypatch.setattr(loading, "load_model", recording_load_model)
     report = grade(SOLUTION, model_name="Gemma-1B", public_only=True)
 
-    assert requested == ["Gemma-1B"]
+    # The grader loads the model once to compile it while the sandbox starts, and once for the suites.
+    assert requested
+    assert set(requested) == {"Gemma-1B"}
     assert report.max_score > 0
     assert report.score == report.max_score, [test.output for test in report.tests if test.score < test.max_score]
 
