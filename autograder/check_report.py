@@ -30,7 +30,7 @@ _CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 @dataclasses.dataclass(frozen=True)
 class CheckFeedback:
-    """One check of an exercise, as the student sees it."""
+    """One check of an exercise, as shown to the student."""
 
     title: str
     status: str  # passed | failed | not implemented | error

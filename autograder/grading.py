@@ -71,13 +71,21 @@ def _notes_for(submission: Submission) -> list[str]:
     return notes
 
 
+# Models whose first programs this process has compiled: a batch worker
+# grades many submissions and needs to compile them once.
+_compiled_models: set[str] = set()
+
+
 def _compile_model_programs(model_name: str) -> None:
     """Load the model and compile its first forward passes (run in a thread)."""
+    if model_name in _compiled_models:
+        return
     try:
         from lm_support import load_model
         from lm_support.prepare import compile_programs
 
         compile_programs(load_model(model_name), new_tokens=2)
+        _compiled_models.add(model_name)
     except Exception:  # noqa: BLE001  (the suites' model fixture reports the same error)
         logger.debug("Loading or compiling %s ahead of the suites failed", model_name, exc_info=True)
 

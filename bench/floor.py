@@ -62,7 +62,7 @@ def make_weights(np) -> list[dict]:
 def forward_matmuls(np, wrap, weights: list[dict], tokens: int) -> None:
     """Run every matrix multiplication of one forward pass over `tokens` positions.
 
-    `weights` holds arrays of one backend (NumPy arrays or PyTorch tensors)
+    `weights` contains arrays of one backend (NumPy arrays or PyTorch tensors)
     and `wrap` turns a NumPy array into that backend's type.
 
     Each product reads a fixed input of unit scale instead of the previous

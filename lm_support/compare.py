@@ -39,7 +39,7 @@ def as_probabilities(probs_or_logits) -> np.ndarray:
     anything else as logits, to which a softmax is applied.
 
     Raises:
-      ValueError: the input is not 1-D or holds a non-finite value.
+      ValueError: the input is not 1-D or contains a non-finite value.
     """
     values = np.asarray(probs_or_logits, dtype=np.float64)
     if values.ndim != 1:

@@ -95,7 +95,7 @@ class LanguageModel:
     def __post_init__(self):
         self._forward = jax.jit(self._last_position_logits)
         self._prefill = jax.jit(self._prefill_logits, static_argnames="cache_length")
-        self._decode = jax.jit(self._decode_logits)
+        self._decode = jax.jit(self._cached_forward)
         self._state: _CacheState | None = None
         self._lock = threading.Lock()
 
@@ -120,25 +120,18 @@ class LanguageModel:
         cache = self.transformer.config.init_cache(
             batch_size=1, dtype=params["embedder"]["input_embedding"].dtype, cache_length=cache_length
         )
+        logits, cache = self._cached_forward(params, cache, tokens, positions, attention_mask)
+        # The prefill wrote keys and values for every padded slot. The next
+        # token goes right after the real ones and overwrites the first PAD.
+        end_index = jnp.full((1,), length, dtype=jnp.int32)
+        return logits, {name: {**layer, "end_index": end_index} for name, layer in cache.items()}
+
+    def _cached_forward(self, params, cache, tokens, positions, attention_mask):
+        """Run `tokens` on `cache` and return the last position's logits and the updated cache."""
         output = self.transformer.apply(
             {"params": params},
             tokens=tokens,
             positions=positions,
-            attention_mask=attention_mask,
-            cache=cache,
-            return_last_only=True,
-        )
-        # The prefill wrote keys and values for every padded slot; the next
-        # token goes right after the real ones and overwrites the first PAD.
-        end_index = jnp.full((1,), length, dtype=jnp.int32)
-        new_cache = {name: {**layer, "end_index": end_index} for name, layer in output.cache.items()}
-        return output.logits[0].astype(jnp.float32), new_cache
-
-    def _decode_logits(self, params, cache, token, position, attention_mask):
-        output = self.transformer.apply(
-            {"params": params},
-            tokens=token,
-            positions=position,
             attention_mask=attention_mask,
             cache=cache,
             return_last_only=True,

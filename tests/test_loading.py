@@ -72,7 +72,7 @@ def test_prepare_fills_compilation_cache(tmp_path):
     programs = sorted(path.name for path in compiled.iterdir())
     # A prefill and a decoding step for the KV cache lengths 32 and 128.
     assert sum(name.startswith("jit__prefill_logits") for name in programs) == 2, programs
-    assert sum(name.startswith("jit__decode_logits") for name in programs) == 2, programs
+    assert sum(name.startswith("jit__cached_forward") for name in programs) == 2, programs
 
     # A new process finds every program it needs on disk and adds none.
     loaded = _load_in_fresh_process(extra_env={"LM_SUPPORT_COMPILATION_CACHE": str(compiled)})
