@@ -72,7 +72,8 @@ def saved_270m(model, tmp_path_factory):
     """The 270M parameters saved by `gm.ckpts.save_params`, with the rebuilt tokenizer."""
     folder = tmp_path_factory.mktemp("orbax") / "params"
     gm.ckpts.save_params(model.params, folder, wait_until_finished=True)
-    return folder, model.tokenizer.path
+    yield folder, model.tokenizer.path
+    shutil.rmtree(folder.parent)  # 1 GB of float32 parameters
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +88,8 @@ def saved_270m_flat(model, tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("orbax_flat") / "params"
     gm.ckpts.save_params(_checkpoint._nested_to_flat(model.params), folder, wait_until_finished=True)
-    return folder, model.tokenizer.path
+    yield folder, model.tokenizer.path
+    shutil.rmtree(folder.parent)
 
 
 def _kagglehub_layout(root, checkpoint, tokenizer, version):
