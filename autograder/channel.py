@@ -1,11 +1,18 @@
 """The wire format between the grader and the process running student code.
 
-Messages are JSON objects framed by a 4-byte big-endian length. Values are
-plain data only: JSON scalars and strings, lists, tuples, string-keyed dicts,
-NumPy arrays (dtype, shape and base64 bytes), the data of JAX PRNG keys, and
-plotly figures as their JSON. `decode_value` rebuilds them in the trusted process from built-in types
-and fresh `numpy.ndarray`s, so no object made by student code (an array
-subclass, a custom `__eq__`) ever reaches a comparison.
+A message is a JSON object followed by the raw bytes of the arrays it
+carries. Its frame is two 4-byte big-endian lengths (the JSON's, then the
+raw bytes'), the JSON, then the raw bytes, which the JSON points into with
+`{"$bytes": [offset, size]}`. Sending arrays as raw bytes instead of base64
+text keeps a 1 MB logits vector at one copy on each side; the model answers
+hundreds of them per grading.
+
+Values are plain data only: JSON scalars and strings, lists, tuples,
+string-keyed dicts, NumPy arrays (dtype, shape and bytes), the data of JAX PRNG
+keys, and plotly figures as their JSON. `decode_value` rebuilds them in the
+trusted process from built-in types and fresh `numpy.ndarray`s, so no object
+made by student code (an array subclass, a custom `__eq__`) ever reaches a
+comparison.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ _ALLOWED_DTYPES = {
     "float16", "float32", "float64", "bfloat16",
 }
 
-_HEADER = struct.Struct(">I")
+_HEADER = struct.Struct(">II")  # JSON size, raw bytes size
 
 
 class ChannelError(Exception):
@@ -52,6 +59,7 @@ def _dtype(name: str) -> np.dtype:
 
 
 def encode_array(array: np.ndarray) -> dict:
+    """Encode an array; its `data` is bytes, which `send` moves out of the JSON."""
     array = np.asarray(array)
     # tobytes() writes C order for any layout; np.ascontiguousarray would
     # turn a 0-D array (np.argmax's result) into shape (1,).
@@ -59,21 +67,27 @@ def encode_array(array: np.ndarray) -> dict:
         "$array": {
             "dtype": array.dtype.name,
             "shape": list(array.shape),
-            "data": base64.b64encode(array.tobytes(order="C")).decode("ascii"),
+            "data": array.tobytes(order="C"),
         }
     }
 
 
 def decode_array(payload: Any) -> np.ndarray:
+    """Rebuild an array from its raw bytes (as `receive` gives them) or base64 text."""
     if not isinstance(payload, dict) or set(payload) != {"dtype", "shape", "data"}:
         raise ChannelError("malformed array")
     dtype = _dtype(payload["dtype"])
     shape = payload["shape"]
     if not isinstance(shape, list) or not all(type(n) is int and n >= 0 for n in shape):
         raise ChannelError("malformed array shape")
-    if not isinstance(payload["data"], str):
+    raw = payload["data"]
+    if type(raw) is str:
+        try:
+            raw = base64.b64decode(raw, validate=True)
+        except ValueError:
+            raise ChannelError("malformed array data") from None
+    elif type(raw) is not bytes:
         raise ChannelError("malformed array data")
-    raw = base64.b64decode(payload["data"], validate=True)
     # Python integers: np.prod would overflow on a forged shape.
     if len(raw) != math.prod(shape) * dtype.itemsize:
         raise ChannelError("array data does not match its shape")
@@ -164,16 +178,41 @@ def _wait(fd: int, writing: bool, deadline: float | None) -> None:
 
 def send(fd: int, message: dict, deadline: float | None = None) -> None:
     """Send one message; with a `deadline` (time.monotonic()), give up when it passes."""
-    payload = json.dumps(message, allow_nan=True).encode("utf-8")
-    if len(payload) > MAX_MESSAGE_BYTES:
-        raise ChannelError(f"message of {len(payload)} bytes exceeds {MAX_MESSAGE_BYTES} bytes")
-    view = memoryview(_HEADER.pack(len(payload)) + payload)
+    buffers: list[bytes] = []
+    offset = 0
+
+    def out_of_band(value: Any) -> dict:
+        nonlocal offset
+        if type(value) is not bytes:
+            raise TypeError(f"cannot send a value of type {type(value).__name__}")
+        buffers.append(value)
+        offset += len(value)
+        return {"$bytes": [offset - len(value), len(value)]}
+
+    try:
+        text = json.dumps(message, allow_nan=True, default=out_of_band).encode("utf-8")
+    except TypeError as error:
+        raise ChannelError(str(error)) from None
+    if len(text) + offset > MAX_MESSAGE_BYTES:
+        raise ChannelError(f"message of {len(text) + offset} bytes exceeds {MAX_MESSAGE_BYTES} bytes")
+    _write_all(fd, b"".join([_HEADER.pack(len(text), offset), text, *buffers]), deadline)
+
+
+def _write_all(fd: int, data: bytes, deadline: float | None) -> None:
+    view = memoryview(data)
+    if deadline is None:
+        while view:
+            view = view[os.write(fd, view):]
+        return
+
+    # Non-blocking writes fill the pipe as far as it has room and never wait
+    # on a reader that stopped; select() waits for room until the deadline.
+    os.set_blocking(fd, False)
     while view:
-        _wait(fd, writing=True, deadline=deadline)
-        # On Linux, select() reports a pipe writable once a PIPE_BUF-sized
-        # write fits, so these writes do not block.
-        written = os.write(fd, view[: select.PIPE_BUF] if deadline is not None else view)
-        view = view[written:]
+        try:
+            view = view[os.write(fd, view):]
+        except BlockingIOError:
+            _wait(fd, writing=True, deadline=deadline)
 
 
 def read_exactly(fd: int, size: int, deadline: float | None = None) -> bytes:
@@ -190,18 +229,29 @@ def read_exactly(fd: int, size: int, deadline: float | None = None) -> bytes:
 
 def receive(fd: int, deadline: float | None = None) -> dict:
     """Receive one message; with a `deadline` (time.monotonic()), give up when it passes."""
-    (size,) = _HEADER.unpack(read_exactly(fd, _HEADER.size, deadline))
-    if size > MAX_MESSAGE_BYTES:
-        raise ChannelError(f"message of {size} bytes exceeds {MAX_MESSAGE_BYTES} bytes")
-    payload = read_exactly(fd, size, deadline)
+    text_size, raw_size = _HEADER.unpack(read_exactly(fd, _HEADER.size, deadline))
+    if text_size + raw_size > MAX_MESSAGE_BYTES:
+        raise ChannelError(f"message of {text_size + raw_size} bytes exceeds {MAX_MESSAGE_BYTES} bytes")
+    text = read_exactly(fd, text_size, deadline)
+    raw = read_exactly(fd, raw_size, deadline)
     # json.loads builds one Python object per item, about 25 times the
-    # message's size for tiny items, so count them before parsing. Arrays
-    # travel as base64 strings, which hold none of these characters.
-    items = payload.count(b",") + payload.count(b"{") + payload.count(b"[")
+    # message's size for tiny items, so count them before parsing. Array
+    # data travels outside the JSON and holds none of these items.
+    items = text.count(b",") + text.count(b"{") + text.count(b"[")
     if items > MAX_MESSAGE_ITEMS:
         raise ChannelError(f"message of {items} items exceeds {MAX_MESSAGE_ITEMS} items")
+
+    def in_band(fields: dict) -> Any:
+        if len(fields) != 1 or "$bytes" not in fields:
+            return fields
+        span = fields["$bytes"]
+        if not (type(span) is list and len(span) == 2 and all(type(n) is int and n >= 0 for n in span)
+                and span[0] + span[1] <= raw_size):
+            raise ChannelError("malformed reference to raw bytes")
+        return raw[span[0]:span[0] + span[1]]
+
     try:
-        message = json.loads(payload)
+        message = json.loads(text, object_hook=in_band)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         raise ChannelError(f"message is not valid JSON: {type(error).__name__}") from None
     if type(message) is not dict or type(message.get("op")) is not str:

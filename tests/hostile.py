@@ -299,9 +299,9 @@ def greedy_next_token(logits):
 ''', honest_points={"greedy_next_token": 0})
 
 _RAW_REPLY = r'''
-def _send_raw(body):
+def _send_raw(body, raw=b""):
     import os, struct, sys
-    data = struct.pack(">I", len(body)) + body
+    data = struct.pack(">II", len(body), len(raw)) + body + raw
     while data:
         data = data[os.write(int(sys.argv[2]), data):]
     os._exit(0)
@@ -319,6 +319,14 @@ def softmax(logits):
     _send_raw(b'{"op": "returned", "value": {"$array": {"dtype": "int8", "shape": [1000000000000000000000000000000], "data": ""}}}')
 ''', honest_points={"softmax": 0})
 
+FORGED_BYTES_REFERENCE = Hostile("forged_bytes_reference", "solution", _RAW_REPLY + r'''
+
+def softmax(logits):
+    # Points past the raw bytes that follow the JSON.
+    _send_raw(b'{"op": "returned", "value": {"$array": {"dtype": "float32", "shape": [262144], '
+              b'"data": {"$bytes": [0, 1048576]}}}}', raw=b"\\0" * 16)
+''', honest_points={"softmax": 0})
+
 DEEP_FIGURE = Hostile("deep_figure", "solution", _RAW_REPLY + r'''
 
 def plot_next_token(probs_or_logits, tokenizer, prompt, keep_top=30):
@@ -329,5 +337,5 @@ ALL_CASES = (
     FAKE_RESULTS, FAKE_SCORE_LINES, PATCHED_NUMPY, PATCHED_PYTEST, PATCHED_LM_SUPPORT, ALWAYS_EQUAL,
     EXIT_AT_IMPORT, OS_EXIT_IN_CALL, INFINITE_LOOP, MEMORY_BOMB, PROCESS_BURST, LOOPBACK_SOCKET,
     READ_SOLUTIONS, HEAVY_OUTPUT, IN_PLACE_SOFTMAX, KILL_PARENT, REFERENCE_ORACLE, LONE_SURROGATE,
-    CHANNEL_FLOOD, FORGED_ARRAY_SHAPE, DEEP_FIGURE,
+    CHANNEL_FLOOD, FORGED_ARRAY_SHAPE, FORGED_BYTES_REFERENCE, DEEP_FIGURE,
 )
