@@ -4,8 +4,8 @@ A message is a JSON object followed by the raw bytes of the arrays it
 carries. Its frame is two 4-byte big-endian lengths (the JSON's, then the
 raw bytes'), the JSON, then the raw bytes, which the JSON points into with
 `{"$bytes": [offset, size]}`. Sending arrays as raw bytes instead of base64
-text keeps a 1 MB logits vector at one copy on each side; the model answers
-hundreds of them per grading.
+text keeps a 1 MB logits vector at one copy on each side, and the grader
+sends hundreds of them per grading.
 
 Values are plain data only: JSON scalars and strings, lists, tuples,
 string-keyed dicts, NumPy arrays (dtype, shape and bytes), the data of JAX PRNG
@@ -205,8 +205,9 @@ def _write_all(fd: int, data: bytes, deadline: float | None) -> None:
             view = view[os.write(fd, view):]
         return
 
-    # Non-blocking writes fill the pipe as far as it has room and never wait
-    # on a reader that stopped; select() waits for room until the deadline.
+    # A non-blocking write fills the pipe as far as it has room, so a reader
+    # that stopped cannot block it. select() then waits for room until the
+    # deadline.
     os.set_blocking(fd, False)
     while view:
         try:
@@ -236,7 +237,7 @@ def receive(fd: int, deadline: float | None = None) -> dict:
     raw = read_exactly(fd, raw_size, deadline)
     # json.loads builds one Python object per item, about 25 times the
     # message's size for tiny items, so count them before parsing. Array
-    # data travels outside the JSON and holds none of these items.
+    # data travels outside the JSON and contains none of these items.
     items = text.count(b",") + text.count(b"{") + text.count(b"[")
     if items > MAX_MESSAGE_ITEMS:
         raise ChannelError(f"message of {items} items exceeds {MAX_MESSAGE_ITEMS} items")

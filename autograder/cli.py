@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run() -> None:
-    """The `lm-grade` command: run `main`, then leave without the interpreter's shutdown.
+    """Run `main` as the `lm-grade` command, then exit without the interpreter's shutdown.
 
     Finalising JAX's and TensorFlow's modules and native state takes about
     1.5 s on 2 cores, longer than many checks. By the time `main` returns,

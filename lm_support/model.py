@@ -15,8 +15,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from lm_support import matmul_layout
 from lm_support._backend import jax, jnp
-
 from lm_support.tokenizer import Tokenizer
 
 logger = logging.getLogger(__name__)
@@ -75,67 +75,89 @@ class _CacheState:
     logits: np.ndarray  # float32 `(vocab_size,)`, the logits of the token after `ids`
 
 
-@dataclasses.dataclass(eq=False)
 class LanguageModel:
     """A causal language model that returns the logits of the next token.
 
     Attributes:
       name: the model name passed to `lm_support.load_model`, e.g. `Gemma-270M`.
       transformer: the `gemma.gm.nn` module.
-      params: its parameter tree, as float32 JAX arrays (bfloat16 for an
-        official checkpoint that does not fit in memory in float32).
       tokenizer: the matching tokenizer, with plain-int ids.
     """
 
-    name: str
-    transformer: object
-    params: dict
-    tokenizer: Tokenizer
+    def __init__(self, name: str, transformer, params: dict, tokenizer: Tokenizer):
+        """Wrap `transformer` and its `gemma` parameter tree `params`.
 
-    def __post_init__(self):
+        The model keeps the parameters in the layout of
+        `lm_support.matmul_layout`, not `params` itself, so that a caller that
+        drops `params` keeps them in memory only once.
+        """
+        self.name = name
+        self.transformer = transformer
+        self.tokenizer = tokenizer
+        self._weights = matmul_layout.to_compute_layout(params, transformer.config)
+        self._gemma_params: dict | None = None
+
         self._forward = jax.jit(self._last_position_logits)
         self._prefill = jax.jit(self._prefill_logits, static_argnames="cache_length")
         self._decode = jax.jit(self._cached_forward)
         self._state: _CacheState | None = None
         self._lock = threading.Lock()
 
+    def __repr__(self) -> str:
+        return f"LanguageModel(name={self.name!r}, vocab_size={self.vocab_size})"
+
+    @property
+    def params(self) -> dict:
+        """`gemma`'s parameter tree for `transformer`: float32 JAX arrays, or bfloat16
+        for an official checkpoint that does not fit in memory in float32.
+
+        Built on first use from the model's own layout; the projection
+        weights then take memory twice (about 260 MB for Gemma 3 270M).
+        """
+        with self._lock:
+            if self._gemma_params is None:
+                self._gemma_params = matmul_layout.to_gemma_layout(self._weights, self.transformer.config)
+            return self._gemma_params
+
     @property
     def vocab_size(self) -> int:
-        return int(self.params["embedder"]["input_embedding"].shape[0])
+        return int(self._weights["embedder"]["input_embedding"].shape[0])
 
     @property
     def _pad_id(self) -> int:
         return int(self.tokenizer.special_tokens.PAD)
 
-    def _last_position_logits(self, params: dict, tokens: jax.Array) -> jax.Array:
+    def _last_position_logits(self, weights: dict, tokens: jax.Array) -> jax.Array:
         # Attention is causal and the `gemma` transformer masks PAD (id 0)
         # tokens, so right padding leaves the logits at the last real token
         # unchanged. `return_last_only` finds that position from the mask.
-        output = self.transformer.apply({"params": params}, tokens=tokens, return_last_only=True)
+        with matmul_layout.on_compute_layout():
+            output = self.transformer.apply({"params": weights}, tokens=tokens, return_last_only=True)
         return output.logits.astype(jnp.float32)
 
-    def _prefill_logits(self, params, tokens, positions, attention_mask, length, *, cache_length):
+    def _prefill_logits(self, weights, tokens, positions, attention_mask, length, *, cache_length):
         # Keys and values take the parameters' dtype: bfloat16 for an official
         # checkpoint loaded in bfloat16, float32 otherwise.
         cache = self.transformer.config.init_cache(
-            batch_size=1, dtype=params["embedder"]["input_embedding"].dtype, cache_length=cache_length
+            batch_size=1, dtype=weights["embedder"]["input_embedding"].dtype, cache_length=cache_length
         )
-        logits, cache = self._cached_forward(params, cache, tokens, positions, attention_mask)
+        logits, cache = self._cached_forward(weights, cache, tokens, positions, attention_mask)
         # The prefill wrote keys and values for every padded slot. The next
         # token goes right after the real ones and overwrites the first PAD.
         end_index = jnp.full((1,), length, dtype=jnp.int32)
         return logits, {name: {**layer, "end_index": end_index} for name, layer in cache.items()}
 
-    def _cached_forward(self, params, cache, tokens, positions, attention_mask):
+    def _cached_forward(self, weights, cache, tokens, positions, attention_mask):
         """Run `tokens` on `cache` and return the last position's logits and the updated cache."""
-        output = self.transformer.apply(
-            {"params": params},
-            tokens=tokens,
-            positions=positions,
-            attention_mask=attention_mask,
-            cache=cache,
-            return_last_only=True,
-        )
+        with matmul_layout.on_compute_layout():
+            output = self.transformer.apply(
+                {"params": weights},
+                tokens=tokens,
+                positions=positions,
+                attention_mask=attention_mask,
+                cache=cache,
+                return_last_only=True,
+            )
         return output.logits[0].astype(jnp.float32), output.cache
 
     def _validated_ids(self, token_ids: Sequence[int]) -> np.ndarray:
@@ -188,7 +210,7 @@ class LanguageModel:
     def _uncached_logits(self, ids: np.ndarray) -> np.ndarray:
         tokens = np.full((1, padded_length(ids.size)), self._pad_id, dtype=np.int32)
         tokens[0, :ids.size] = ids
-        return np.asarray(self._forward(self.params, jnp.asarray(tokens))[0])
+        return np.asarray(self._forward(self._weights, jnp.asarray(tokens))[0])
 
     def _cached_logits(self, ids: np.ndarray) -> np.ndarray:
         state = self._state
@@ -224,7 +246,7 @@ class LanguageModel:
         attention_mask = (causal & keys[None, :])[None]
 
         logits, cache = self._prefill(
-            self.params,
+            self._weights,
             jnp.asarray(tokens),
             jnp.asarray(positions[None].astype(np.int32)),
             jnp.asarray(attention_mask),
@@ -240,7 +262,7 @@ class LanguageModel:
         keys[:ids.size] = attendable
 
         logits, cache = self._decode(
-            self.params,
+            self._weights,
             state.cache,
             jnp.asarray(ids[None, -1:]),
             jnp.asarray(positions[None, -1:].astype(np.int32)),
