@@ -242,13 +242,21 @@ def receive(fd: int, deadline: float | None = None) -> dict:
     if items > MAX_MESSAGE_ITEMS:
         raise ChannelError(f"message of {items} items exceeds {MAX_MESSAGE_ITEMS} items")
 
+    # Spans may not add up to more than the raw bytes, so that references to
+    # the same bytes cannot make the decoded message larger than the sent one.
+    referenced = 0
+
     def in_band(fields: dict) -> Any:
+        nonlocal referenced
         if len(fields) != 1 or "$bytes" not in fields:
             return fields
         span = fields["$bytes"]
         if not (type(span) is list and len(span) == 2 and all(type(n) is int and n >= 0 for n in span)
                 and span[0] + span[1] <= raw_size):
             raise ChannelError("malformed reference to raw bytes")
+        referenced += span[1]
+        if referenced > raw_size:
+            raise ChannelError("references to raw bytes overlap")
         return raw[span[0]:span[0] + span[1]]
 
     try:

@@ -116,6 +116,7 @@ def test_base64_array_data_still_decodes():
     (b'{"op": "x", "value": {"$bytes": [0, 9]}}', b"12345678"),   # past the end
     (b'{"op": "x", "value": {"$bytes": [-1, 2]}}', b"12345678"),  # negative offset
     (b'{"op": "x", "value": {"$bytes": "0"}}', b""),              # not a span
+    (b'{"op": "x", "value": [{"$bytes": [0, 8]}, {"$bytes": [0, 8]}]}', b"12345678"),  # the same bytes twice
 ])
 def test_forged_byte_references_rejected(text, raw):
     read_fd, write_fd = os.pipe()
