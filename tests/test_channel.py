@@ -1,6 +1,8 @@
 """The wire format between grader and student process."""
 
 import os
+import threading
+import time
 
 import ml_dtypes
 import numpy as np
@@ -60,51 +62,48 @@ def test_framed_messages_over_a_pipe():
         os.close(write_fd)
 
 
-def test_arrays_travel_as_raw_bytes():
-    values = np.arange(4.0)
+@pytest.fixture
+def pipe():
+    """A pipe's (read end, write end), closed after the test."""
     read_fd, write_fd = os.pipe()
-    try:
-        channel.send(write_fd, {"op": "answer", "value": channel.encode_value(values)})
-        frame = os.read(read_fd, 1 << 16)
-    finally:
-        os.close(read_fd)
-        os.close(write_fd)
+    yield read_fd, write_fd
+    os.close(read_fd)
+    os.close(write_fd)
+
+
+def _frame(text: bytes, raw: bytes) -> bytes:
+    return channel._HEADER.pack(len(text), len(raw)) + text + raw
+
+
+def test_arrays_travel_as_raw_bytes(pipe):
+    read_fd, write_fd = pipe
+    values = np.arange(4.0)
+    channel.send(write_fd, {"op": "answer", "value": channel.encode_value(values)})
+    frame = os.read(read_fd, 1 << 16)
+
     text_size, raw_size = channel._HEADER.unpack(frame[:channel._HEADER.size])
     assert raw_size == values.nbytes
     assert len(frame) == channel._HEADER.size + text_size + raw_size
     assert frame.endswith(values.tobytes())
 
 
-def test_large_array_through_a_pipe_with_a_deadline():
+def test_large_array_through_a_pipe_with_a_deadline(pipe):
     """A 1 MB logits vector outgrows the pipe: the sender waits for room, the receiver reads it whole."""
-    import threading
-    import time
-
+    read_fd, write_fd = pipe
     logits = np.linspace(-5, 5, 262144).astype(np.float32)
-    read_fd, write_fd = os.pipe()
-    try:
-        sender = threading.Thread(target=channel.send, args=(
-            write_fd, {"op": "answer", "value": channel.encode_value(logits)}, time.monotonic() + 30))
-        sender.start()
-        message = channel.receive(read_fd, time.monotonic() + 30)
-        sender.join()
-        np.testing.assert_array_equal(channel.decode_value(message["value"]), logits)
-    finally:
-        os.close(read_fd)
-        os.close(write_fd)
+    sender = threading.Thread(target=channel.send, args=(
+        write_fd, {"op": "answer", "value": channel.encode_value(logits)}, time.monotonic() + 30))
+    sender.start()
+    message = channel.receive(read_fd, time.monotonic() + 30)
+    sender.join()
+    np.testing.assert_array_equal(channel.decode_value(message["value"]), logits)
 
 
-def test_sender_gives_up_when_nobody_reads():
-    import time
-
-    read_fd, write_fd = os.pipe()
-    try:
-        with pytest.raises(channel.ChannelTimeout):
-            channel.send(write_fd, {"value": channel.encode_value(np.zeros(262144, np.float32))},
-                         time.monotonic() + 0.5)
-    finally:
-        os.close(read_fd)
-        os.close(write_fd)
+def test_sender_gives_up_when_nobody_reads(pipe):
+    _, write_fd = pipe
+    with pytest.raises(channel.ChannelTimeout):
+        channel.send(write_fd, {"value": channel.encode_value(np.zeros(262144, np.float32))},
+                     time.monotonic() + 0.5)
 
 
 def test_base64_array_data_still_decodes():
@@ -118,28 +117,19 @@ def test_base64_array_data_still_decodes():
     (b'{"op": "x", "value": {"$bytes": "0"}}', b""),              # not a span
     (b'{"op": "x", "value": [{"$bytes": [0, 8]}, {"$bytes": [0, 8]}]}', b"12345678"),  # the same bytes twice
 ])
-def test_forged_byte_references_rejected(text, raw):
-    read_fd, write_fd = os.pipe()
-    try:
-        os.write(write_fd, channel._HEADER.pack(len(text), len(raw)) + text + raw)
-        with pytest.raises(channel.ChannelError):
-            channel.receive(read_fd)
-    finally:
-        os.close(read_fd)
-        os.close(write_fd)
+def test_forged_byte_references_rejected(pipe, text, raw):
+    read_fd, write_fd = pipe
+    os.write(write_fd, _frame(text, raw))
+    with pytest.raises(channel.ChannelError):
+        channel.receive(read_fd)
 
 
-def test_raw_bytes_outside_an_array_are_not_a_value():
-    read_fd, write_fd = os.pipe()
-    try:
-        text = b'{"op": "returned", "value": {"$bytes": [0, 4]}}'
-        os.write(write_fd, channel._HEADER.pack(len(text), 4) + text + b"abcd")
-        message = channel.receive(read_fd)
-        with pytest.raises(channel.ChannelError):
-            channel.decode_value(message["value"])
-    finally:
-        os.close(read_fd)
-        os.close(write_fd)
+def test_raw_bytes_outside_an_array_are_not_a_value(pipe):
+    read_fd, write_fd = pipe
+    os.write(write_fd, _frame(b'{"op": "returned", "value": {"$bytes": [0, 4]}}', b"abcd"))
+    message = channel.receive(read_fd)
+    with pytest.raises(channel.ChannelError):
+        channel.decode_value(message["value"])
 
 
 def test_prng_key_data_roundtrip():
