@@ -33,6 +33,8 @@ MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 MAX_DEPTH = 8
 MAX_ITEMS = 100_000
 MAX_MESSAGE_ITEMS = 1_000_000  # commas and brackets in one message
+MAX_DIMENSIONS = 32  # NumPy allows 64
+MAX_ITEMS_PER_ARRAY = MAX_MESSAGE_BYTES  # along any one dimension
 
 # Array dtypes that may cross the channel, by name. bfloat16 comes from
 # ml_dtypes, which JAX installs.
@@ -48,8 +50,8 @@ class ChannelError(Exception):
     """A message or value that breaks the wire format."""
 
 
-def _dtype(name: str) -> np.dtype:
-    if name not in _ALLOWED_DTYPES:
+def _dtype(name: Any) -> np.dtype:
+    if type(name) is not str or name not in _ALLOWED_DTYPES:
         raise ChannelError(f"unsupported array dtype {name!r}")
     if name == "bfloat16":
         import ml_dtypes
@@ -78,7 +80,8 @@ def decode_array(payload: Any) -> np.ndarray:
         raise ChannelError("malformed array")
     dtype = _dtype(payload["dtype"])
     shape = payload["shape"]
-    if not isinstance(shape, list) or not all(type(n) is int and n >= 0 for n in shape):
+    if not isinstance(shape, list) or len(shape) > MAX_DIMENSIONS or not all(
+            type(n) is int and 0 <= n <= MAX_ITEMS_PER_ARRAY for n in shape):
         raise ChannelError("malformed array shape")
     raw = payload["data"]
     if type(raw) is str:
@@ -91,7 +94,10 @@ def decode_array(payload: Any) -> np.ndarray:
     # Python integers: np.prod would overflow on a forged shape.
     if len(raw) != math.prod(shape) * dtype.itemsize:
         raise ChannelError("array data does not match its shape")
-    return np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
+    try:
+        return np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
+    except ValueError as error:  # a shape NumPy cannot represent
+        raise ChannelError(f"malformed array shape: {error}") from None
 
 
 def encode_value(value: Any, depth: int = 0) -> Any:

@@ -128,10 +128,16 @@ class ScriptedModel:
         self._prompt_length: int | None = None
 
     def start(self, prompt: str) -> None:
-        self._prompt_length = len(self.tokenizer.encode(prompt, add_bos=True))
+        self._prompt_length = len(self.tokenizer.encode(prompt))
 
     def next_token_logits(self, token_ids) -> np.ndarray:
-        step = len(token_ids) - (self._prompt_length or len(token_ids))
+        # The step counts the tokens after the prompt, whether or not the
+        # context starts with BOS, so that a missing BOS fails only the
+        # checks about BOS.
+        ids = list(token_ids)
+        prompt_length = self._prompt_length if self._prompt_length is not None else len(ids)
+        has_bos = bool(ids) and int(ids[0]) == self.tokenizer.special_tokens.BOS
+        step = max(len(ids) - prompt_length - int(has_bos), 0)
         return np.asarray(self._logits_for_step(step), dtype=np.float32)
 
 

@@ -363,6 +363,11 @@ class Sandbox:
                     )
                 if self._student_seconds + student_seconds + answer_seconds > self.limits.submission_seconds:
                     raise self._time_limit(what, "whole-submission", self.limits.submission_seconds)
+        except Exception:
+            # The child still waits for a reply: a grader error must not
+            # leave it to take the next call for that reply.
+            self.stop()
+            raise
         finally:
             self._student_seconds += student_seconds + answer_seconds
 
@@ -394,6 +399,8 @@ class Sandbox:
                 "SIGSEGV": "it crashed (segmentation fault), perhaps for running out of memory",
             }.get(signal_name, f"it received {signal_name}")
             return f"The submission's process ended while {what}: {reason}."
+        if isinstance(error, channel.ChannelError):
+            return f"The submission's process exited with status {code} while {what}, after a message the grader rejected ({error})."
         return f"The submission's process exited with status {code} while {what}."
 
     def _answer(self, message: dict, on_ask: Callable[[str, list, dict], Any] | None) -> None:

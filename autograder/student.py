@@ -105,27 +105,35 @@ class StudentCode:
         handle, _, name = method.rpartition(".")
         owner = handle.removesuffix(".tokenizer")
         target = self._handles.get(owner)
+        if handle.endswith(".tokenizer"):
+            # Only a model has a `.tokenizer`; any deeper path is invalid.
+            target = target.tokenizer if _is_model(target) else None
         if target is None:
             raise ValueError(f"unknown object {handle!r}")
-        if handle.endswith(".tokenizer"):
-            target = target.tokenizer
-        self.asks.append(Callback(name, tuple(args)))
 
+        result = self._run_method(target, name, args)
+        # Only requests that ran are recorded: the suites check the contexts
+        # that the student's code passed to the model.
+        self.asks.append(Callback(name, tuple(args)))
+        return result
+
+    def _run_method(self, target: Any, name: str, args: list) -> Any:
+        """Run one proxied model or tokenizer method on checked arguments."""
         if name == "next_token_logits" and _is_model(target):
-            (token_ids,) = args
+            (token_ids,) = _arguments(name, args, 1)
             ids = _token_ids(token_ids)
             if len(ids) > MAX_CONTEXT_TOKENS:
                 raise ValueError(f"the grader's model accepts at most {MAX_CONTEXT_TOKENS} tokens, got {len(ids)}")
             return np.asarray(target.next_token_logits(ids), dtype=np.float32)
         if name == "encode" and _is_tokenizer(target):
-            text, add_bos, add_eos = args
+            text, add_bos, add_eos = _arguments(name, args, 3)
             if not isinstance(text, str):
                 raise TypeError(f"encode() expects a str, got {type(text).__name__}")
             if len(text) > MAX_TEXT_CHARACTERS:
                 raise ValueError(f"the grader's tokenizer accepts at most {MAX_TEXT_CHARACTERS} characters, got {len(text)}")
             return [int(i) for i in target.encode(text, add_bos=bool(add_bos), add_eos=bool(add_eos))]
         if name == "decode" and _is_tokenizer(target):
-            (token_ids,) = args
+            (token_ids,) = _arguments(name, args, 1)
             ids = _token_ids(token_ids, allow_scalar=True)
             if isinstance(ids, list) and len(ids) > MAX_TEXT_CHARACTERS:
                 raise ValueError(f"the grader's tokenizer decodes at most {MAX_TEXT_CHARACTERS} tokens, got {len(ids)}")
@@ -223,6 +231,12 @@ def _as_jax_key(value: Any) -> Any:
         return jax.random.wrap_key_data(value.data)
     except Exception as error:  # malformed key data is the caller's error
         raise ValueError(f"invalid PRNG key data: {error}") from None
+
+
+def _arguments(method: str, args: list, count: int) -> list:
+    if len(args) != count:
+        raise TypeError(f"{method}() takes {count} positional argument{'s' if count > 1 else ''} here, got {len(args)}")
+    return args
 
 
 def _token_ids(value: Any, allow_scalar: bool = False) -> list[int] | int:

@@ -327,6 +327,32 @@ def softmax(logits):
               b'"data": {"$bytes": [0, 1048576]}}}}', raw=b"\\0" * 16)
 ''', honest_points={"softmax": 0})
 
+BAD_PROXY_REQUESTS = Hostile("bad_proxy_requests", "solution", r'''
+
+class _Honest:
+    generate = generate
+    plot_next_token = plot_next_token
+
+
+def generate(model, prompt, max_new_tokens=10, do_sample=True, rng=None, temperature=1.0):
+    # Malformed model requests, each caught: they must not count as model calls.
+    for args in ((), (5,), ([2], [3])):
+        try:
+            model._link.ask(model._handle + ".next_token_logits", args)
+        except Exception:
+            pass
+    return _Honest.generate(model, prompt, max_new_tokens, do_sample, rng, temperature)
+
+
+def plot_next_token(probs_or_logits, tokenizer, prompt, keep_top=30):
+    # A tokenizer has no `.tokenizer`; the grader must reject the path, not fail.
+    try:
+        tokenizer._link.ask(tokenizer._handle + ".tokenizer.decode", ([1],))
+    except Exception:
+        pass
+    return _Honest.plot_next_token(probs_or_logits, tokenizer, prompt, keep_top)
+''')
+
 DEEP_FIGURE = Hostile("deep_figure", "solution", _RAW_REPLY + r'''
 
 def plot_next_token(probs_or_logits, tokenizer, prompt, keep_top=30):
@@ -337,5 +363,5 @@ ALL_CASES = (
     FAKE_RESULTS, FAKE_SCORE_LINES, PATCHED_NUMPY, PATCHED_PYTEST, PATCHED_LM_SUPPORT, ALWAYS_EQUAL,
     EXIT_AT_IMPORT, OS_EXIT_IN_CALL, INFINITE_LOOP, MEMORY_BOMB, PROCESS_BURST, LOOPBACK_SOCKET,
     READ_SOLUTIONS, HEAVY_OUTPUT, IN_PLACE_SOFTMAX, KILL_PARENT, REFERENCE_ORACLE, LONE_SURROGATE,
-    CHANNEL_FLOOD, FORGED_ARRAY_SHAPE, FORGED_BYTES_REFERENCE, DEEP_FIGURE,
+    CHANNEL_FLOOD, FORGED_ARRAY_SHAPE, FORGED_BYTES_REFERENCE, BAD_PROXY_REQUESTS, DEEP_FIGURE,
 )

@@ -18,26 +18,35 @@ def _unpack(result, what):
     return ids, values
 
 
+_SHOWN = 8  # items of a longer list that a message shows
+
+
+def _first_items(items) -> str:
+    """Format the first `_SHOWN` items of a list, saying how many there are in all."""
+    shown = ", ".join(str(item) for item in items[:_SHOWN])
+    if len(items) <= _SHOWN:
+        return f"[{shown}]"
+    return f"[{shown}, ...] (the first {_SHOWN} of {len(items)})"
+
+
 def _check_top_k(student, probs, k, what, decode=None):
     expected_ids, expected_values = reference_ops.top_k(probs, k)
     ids, values = _unpack(student.top_k(probs, k), what)
-    if decode is not None:
-        def show(token_ids):
-            return [decode(int(i)) for i in token_ids[:8]]
-    else:
-        def show(token_ids):
-            return [int(i) for i in token_ids[:8]]
     check(ids.shape == (k,) and values.shape == (k,), what, f"{k} ids and {k} values",
           f"{ids.shape[0]} ids and {values.shape[0]} values")
     if not np.issubdtype(ids.dtype, np.integer) and np.issubdtype(values.dtype, np.integer):
         raise CheckFailed(what, "(token_ids, values)", "(values, token_ids)",
                           "Return the ids first, then their probabilities.")
-    check(np.array_equal(ids.astype(np.int64), expected_ids), what,
-          f"token ids {[int(i) for i in expected_ids[:8]]} ({show(expected_ids)})",
-          f"token ids {[int(i) for i in ids[:8]]}",
+
+    expected_text = f"token ids {_first_items([int(i) for i in expected_ids])}"
+    if decode is not None:
+        expected_text += f", tokens {_first_items([repr(decode(int(i))) for i in expected_ids])}"
+    check(np.array_equal(ids.astype(np.int64), expected_ids), what, expected_text,
+          f"token ids {_first_items([int(i) for i in ids])}",
           "Sort by value, largest first; on equal values the lower token id comes first.")
     check(np.allclose(values.astype(np.float64), expected_values, rtol=1e-6, atol=0), what,
-          f"values {expected_values[:8]}", f"values {values[:8]}",
+          f"values {_first_items([float(v) for v in expected_values])}",
+          f"values {_first_items([float(v) for v in values])}",
           "Return probs[token_ids] in the same order as the ids.")
 
 
