@@ -211,9 +211,9 @@ def _write_all(fd: int, data: bytes, deadline: float | None) -> None:
             view = view[os.write(fd, view):]
         return
 
-    # A non-blocking write fills the pipe as far as it has room, so a reader
-    # that stopped cannot block it. select() then waits for room until the
-    # deadline.
+    # A non-blocking write fills the pipe only as far as it has room. When the
+    # pipe is full, select() waits for room until the deadline, and a reader
+    # that stopped makes the send raise ChannelTimeout.
     os.set_blocking(fd, False)
     while view:
         try:

@@ -131,9 +131,9 @@ class ScriptedModel:
         self._prompt_length = len(self.tokenizer.encode(prompt))
 
     def next_token_logits(self, token_ids) -> np.ndarray:
-        # The step counts the tokens after the prompt, whether or not the
-        # context starts with BOS, so that a missing BOS fails only the
-        # checks about BOS.
+        # The step counts the tokens after the prompt, with or without a
+        # leading BOS. A loop that leaves out BOS then gets the same scripted
+        # logits, and only the checks about BOS fail for it.
         ids = list(token_ids)
         prompt_length = self._prompt_length if self._prompt_length is not None else len(ids)
         has_bos = bool(ids) and int(ids[0]) == self.tokenizer.special_tokens.BOS

@@ -1,7 +1,7 @@
 """Compare the next-token distributions after two prompts.
 
 `compare_next_tokens` draws both distributions side by side in one plotly
-figure, with a third panel for the tokens whose probability changes most;
+figure, with a third panel for the tokens whose probability changes most.
 `largest_changes` returns those tokens as data. The lab uses them to show
 how one word of context ("hungry" or "thirsty") moves the model's bets.
 """
@@ -98,11 +98,11 @@ def compare_next_tokens(tokenizer, first: tuple[str, object], second: tuple[str,
       changes: how many tokens to draw in the panel of changes.
 
     Returns:
-      A `plotly.graph_objects.Figure` with three bar traces in three panels:
-      the `keep_top` most probable tokens after each prompt, most probable
-      first, and the `changes` tokens whose probability differs most
-      (second minus first; a positive bar means the second prompt favours
-      the token).
+      A `plotly.graph_objects.Figure` with three bar traces in three panels.
+      The first two show the `keep_top` most probable tokens after each
+      prompt, most probable first. The third shows the `changes` tokens
+      whose probability differs most, as second minus first, so a positive
+      bar means that the second prompt favours the token.
     """
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots

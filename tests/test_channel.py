@@ -127,7 +127,7 @@ def test_forged_byte_references_rejected(pipe, text, raw):
         channel.receive(read_fd)
 
 
-def test_raw_bytes_outside_an_array_are_not_a_value(pipe):
+def test_raw_bytes_alone_rejected(pipe):
     read_fd, write_fd = pipe
     os.write(write_fd, _frame(b'{"op": "returned", "value": {"$bytes": [0, 4]}}', b"abcd"))
     message = channel.receive(read_fd)

@@ -18,15 +18,15 @@ def _unpack(result, what):
     return ids, values
 
 
-_SHOWN = 8  # items of a longer list that a message shows
+MAX_LISTED_ITEMS = 8  # items that a message lists from a longer list
 
 
 def _first_items(items) -> str:
-    """Format the first `_SHOWN` items of a list, saying how many there are in all."""
-    shown = ", ".join(str(item) for item in items[:_SHOWN])
-    if len(items) <= _SHOWN:
-        return f"[{shown}]"
-    return f"[{shown}, ...] (the first {_SHOWN} of {len(items)})"
+    """Format the first `MAX_LISTED_ITEMS` items of a list, with the list's length when it is cut."""
+    listed = ", ".join(str(item) for item in items[:MAX_LISTED_ITEMS])
+    if len(items) <= MAX_LISTED_ITEMS:
+        return f"[{listed}]"
+    return f"[{listed}, ...] (the first {MAX_LISTED_ITEMS} of {len(items)})"
 
 
 def _check_top_k(student, probs, k, what, decode=None):
